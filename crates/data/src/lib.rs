@@ -1,0 +1,18 @@
+//! MNIST on disk and in tensors: IDX parsing with checksums, a Burn [`Dataset`] and [`Batcher`],
+//! and the one path from any picture of a digit to the network's input.
+//!
+//! [`Dataset`]: burn::data::dataset::Dataset
+//! [`Batcher`]: burn::data::dataloader::batcher::Batcher
+
+mod batcher;
+mod idx;
+mod mnist;
+mod preprocess;
+
+pub use batcher::{MnistBatch, MnistBatcher, pixel_to_input};
+pub use idx::{IdxError, IdxFile, read_idx};
+pub use mnist::{DataError, MnistDataset, MnistFile, MnistItem, Split};
+pub use preprocess::{PreprocessError, preprocess_image};
+
+/// Pixels in one 28×28 image.
+pub const PIXELS: usize = model::IMAGE_SIDE * model::IMAGE_SIDE;

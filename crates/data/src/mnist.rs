@@ -1,0 +1,293 @@
+//! The four MNIST files, checked against their published checksums, as a Burn dataset.
+
+use crate::PIXELS;
+use crate::idx::{IdxError, IdxFile, read_idx};
+use burn::data::dataset::{Dataset, DatasetError};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Which half of MNIST.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// 60,000 training images.
+    Train,
+    /// 10,000 test images.
+    Test,
+}
+
+/// One of the four files MNIST is distributed as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MnistFile {
+    /// The name without `.gz`.
+    pub name: &'static str,
+    /// sha256 of the decompressed bytes, identical on every mirror.
+    pub sha256: &'static str,
+}
+
+impl MnistFile {
+    pub const TRAIN_IMAGES: MnistFile = MnistFile {
+        name: "train-images-idx3-ubyte",
+        sha256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    };
+    pub const TRAIN_LABELS: MnistFile = MnistFile {
+        name: "train-labels-idx1-ubyte",
+        sha256: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    };
+    pub const TEST_IMAGES: MnistFile = MnistFile {
+        name: "t10k-images-idx3-ubyte",
+        sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    };
+    pub const TEST_LABELS: MnistFile = MnistFile {
+        name: "t10k-labels-idx1-ubyte",
+        sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    };
+    pub const ALL: [MnistFile; 4] = [
+        Self::TRAIN_IMAGES,
+        Self::TRAIN_LABELS,
+        Self::TEST_IMAGES,
+        Self::TEST_LABELS,
+    ];
+
+    /// The existing copy in `dir`: `NAME.gz` if present, else the uncompressed `NAME`.
+    pub fn locate(self, dir: &Path) -> Result<PathBuf, DataError> {
+        let gz = dir.join(format!("{}.gz", self.name));
+        let raw = dir.join(self.name);
+        if gz.is_file() {
+            Ok(gz)
+        } else if raw.is_file() {
+            Ok(raw)
+        } else {
+            Err(DataError::Missing { path: gz })
+        }
+    }
+
+    /// Reads the file from `dir` and checks its checksum.
+    pub fn read_verified(self, dir: &Path) -> Result<IdxFile, DataError> {
+        let path = self.locate(dir)?;
+        let file = read_idx(&path)?;
+        self.verify(&path, &file.bytes)?;
+        Ok(file)
+    }
+
+    /// Checks decompressed `bytes` against the published checksum.
+    pub fn verify(self, path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+        let actual = hex(&Sha256::digest(bytes));
+        if actual == self.sha256 {
+            Ok(())
+        } else {
+            Err(DataError::Checksum {
+                path: path.to_path_buf(),
+                expected: self.sha256,
+                actual,
+            })
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why MNIST could not be loaded. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: not found")]
+    Missing { path: PathBuf },
+    #[error(transparent)]
+    Idx(#[from] IdxError),
+    #[error(
+        "{path}: checksum mismatch (sha256 of the decompressed data is {actual}, expected {expected}); the file is corrupt"
+    )]
+    Checksum {
+        path: PathBuf,
+        expected: &'static str,
+        actual: String,
+    },
+    #[error("{path}: {problem}")]
+    Invalid { path: PathBuf, problem: String },
+}
+
+/// One image and its label.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MnistItem {
+    /// 28×28 grey pixels, row-major, ink bright on a dark background.
+    pub pixels: [u8; PIXELS],
+    pub label: u8,
+}
+
+/// MNIST images and labels held in memory (decoded once; items are cheap copies).
+#[derive(Clone, Debug)]
+pub struct MnistDataset {
+    pixels: Arc<Vec<u8>>,
+    labels: Arc<Vec<u8>>,
+    len: usize,
+}
+
+impl MnistDataset {
+    /// Loads one split from `dir`, verifying both files' checksums and shapes.
+    pub fn load(dir: &Path, split: Split) -> Result<Self, DataError> {
+        let (images, labels) = match split {
+            Split::Train => (MnistFile::TRAIN_IMAGES, MnistFile::TRAIN_LABELS),
+            Split::Test => (MnistFile::TEST_IMAGES, MnistFile::TEST_LABELS),
+        };
+        let image_file = images.read_verified(dir)?;
+        let label_file = labels.read_verified(dir)?;
+        let invalid = |file: MnistFile, problem: String| DataError::Invalid {
+            path: file.locate(dir).unwrap_or_else(|_| dir.join(file.name)),
+            problem,
+        };
+        let count = match image_file.dims.as_slice() {
+            [count, 28, 28] => *count,
+            dims => {
+                return Err(invalid(
+                    images,
+                    format!("expected N×28×28 images, found {dims:?}"),
+                ));
+            }
+        };
+        if label_file.dims != [count] {
+            return Err(invalid(
+                labels,
+                format!(
+                    "expected {count} labels, found dimensions {:?}",
+                    label_file.dims
+                ),
+            ));
+        }
+        if let Some(bad) = label_file.data().iter().find(|&&l| l > 9) {
+            return Err(invalid(labels, format!("label {bad} is not a digit")));
+        }
+        Ok(Self::from_parts(
+            image_file.into_data(),
+            label_file.into_data(),
+        ))
+    }
+
+    /// Builds a dataset from raw row-major pixels (`labels.len()` × 784) and labels.
+    ///
+    /// # Panics
+    /// When the lengths disagree.
+    pub fn from_parts(pixels: Vec<u8>, labels: Vec<u8>) -> Self {
+        assert_eq!(
+            pixels.len(),
+            labels.len() * PIXELS,
+            "one 28×28 image per label"
+        );
+        let len = labels.len();
+        Self {
+            pixels: Arc::new(pixels),
+            labels: Arc::new(labels),
+            len,
+        }
+    }
+
+    /// The first `n` items only (all of them when `n` is larger); shares the loaded data.
+    pub fn take(mut self, n: usize) -> Self {
+        self.len = self.len.min(n);
+        self
+    }
+
+    /// The item at `index`, if there is one.
+    pub fn item(&self, index: usize) -> Option<MnistItem> {
+        if index >= self.len {
+            return None;
+        }
+        let start = index * PIXELS;
+        let pixels = self.pixels[start..start + PIXELS].try_into().ok()?;
+        Some(MnistItem {
+            pixels,
+            label: self.labels[index],
+        })
+    }
+
+    /// Labels of the items, in order.
+    pub fn labels(&self) -> &[u8] {
+        &self.labels[..self.len]
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("index {index} is out of range for a dataset of {len} items")]
+struct OutOfRange {
+    index: usize,
+    len: usize,
+}
+
+impl Dataset<MnistItem> for MnistDataset {
+    fn get(&self, index: usize) -> Result<MnistItem, DatasetError> {
+        self.item(index).ok_or_else(|| {
+            DatasetError::new(OutOfRange {
+                index,
+                len: self.len,
+            })
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The project's copy of MNIST, which these tests read for real.
+    fn mnist_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist")
+    }
+
+    #[test]
+    fn loads_the_test_split_with_verified_checksums() {
+        let test = MnistDataset::load(&mnist_dir(), Split::Test).unwrap();
+        assert_eq!(test.len(), 10_000);
+        let mut counts = [0usize; 10];
+        for &label in test.labels() {
+            counts[label as usize] += 1;
+        }
+        assert_eq!(
+            counts,
+            [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+        );
+        // The first test image is a 7.
+        assert_eq!(test.get(0).unwrap().label, 7);
+        assert!(test.get(10_000).is_err());
+    }
+
+    #[test]
+    fn take_limits_the_dataset() {
+        let test = MnistDataset::load(&mnist_dir(), Split::Test)
+            .unwrap()
+            .take(100);
+        assert_eq!(test.len(), 100);
+        assert!(test.get(99).is_ok());
+        assert!(test.get(100).is_err());
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = MnistDataset::load(dir.path(), Split::Test).unwrap_err();
+        assert!(matches!(err, DataError::Missing { .. }));
+        assert!(
+            err.to_string().contains("t10k-images-idx3-ubyte.gz"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_file_fails_its_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut labels = read_idx(&MnistFile::TEST_LABELS.locate(&mnist_dir()).unwrap())
+            .unwrap()
+            .bytes;
+        labels[100] ^= 1;
+        std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), &labels).unwrap();
+        let err = MnistFile::TEST_LABELS
+            .read_verified(dir.path())
+            .unwrap_err();
+        assert!(matches!(err, DataError::Checksum { .. }), "{err}");
+        assert!(err.to_string().contains("t10k-labels-idx1-ubyte"), "{err}");
+    }
+}

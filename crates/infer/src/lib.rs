@@ -1,0 +1,169 @@
+//! Classifying pictures of digits with a trained network: the shipped one, or any training
+//! run's artifact directory.
+
+use burn::module::Module;
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use data::{MnistBatcher, PIXELS};
+use model::{Cnn, CnnConfig};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Weights of a default-config training run, built into the binary so a fresh clone can
+/// classify without training first.
+const SHIPPED_MODEL: &[u8] = include_bytes!("../model/model.bpk");
+
+/// Why a model could not be loaded. Every variant names the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: not found ({hint})")]
+    Missing { path: PathBuf, hint: &'static str },
+    #[error("{path}: cannot read: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("{record}: does not match the network in {config}: {reason}")]
+    Mismatch {
+        record: String,
+        config: String,
+        reason: String,
+    },
+}
+
+/// Where the weights come from.
+#[derive(Clone, Debug)]
+pub enum ModelSource {
+    /// The model built into this binary.
+    Shipped,
+    /// A training run's artifact directory (`model.bpk` + `config.toml`).
+    RunDir(PathBuf),
+}
+
+/// A digit and how sure the network is of each class.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    pub digit: usize,
+    pub probabilities: Vec<f32>,
+}
+
+impl Prediction {
+    pub fn confidence(&self) -> f32 {
+        self.probabilities[self.digit]
+    }
+}
+
+/// A loaded network on a device, ready to classify.
+pub struct DigitClassifier {
+    cnn: Cnn,
+    device: Device,
+}
+
+/// The part of a run's `config.toml` inference needs.
+#[derive(Deserialize)]
+struct RunFile {
+    model: CnnConfig,
+}
+
+impl DigitClassifier {
+    pub fn load(source: &ModelSource, device: Device) -> Result<Self, LoadError> {
+        let (config, record, record_name, config_name) = match source {
+            ModelSource::Shipped => (
+                CnnConfig::new(),
+                ModuleRecord::from_bytes(Bytes::from_bytes_vec(SHIPPED_MODEL.to_vec())).map_err(
+                    |e| LoadError::Unreadable {
+                        path: "<shipped model>".into(),
+                        reason: e.to_string(),
+                    },
+                )?,
+                "<shipped model>".to_string(),
+                "the default config".to_string(),
+            ),
+            ModelSource::RunDir(dir) => {
+                let config_path = dir.join("config.toml");
+                let record_path = dir.join("model.bpk");
+                let config = read_run_config(&config_path)?;
+                if !record_path.is_file() {
+                    return Err(LoadError::Missing {
+                        path: record_path,
+                        hint: "has this run finished training?",
+                    });
+                }
+                let record =
+                    ModuleRecord::load(&record_path).map_err(|e| LoadError::Unreadable {
+                        path: record_path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                (
+                    config,
+                    record,
+                    record_path.display().to_string(),
+                    config_path.display().to_string(),
+                )
+            }
+        };
+        if config.feature_side().is_none() {
+            return Err(LoadError::Mismatch {
+                record: record_name,
+                config: config_name,
+                reason: "its kernel sizes leave no feature map".into(),
+            });
+        }
+        let cnn =
+            config
+                .init(&device)
+                .try_load_record(record)
+                .map_err(|e| LoadError::Mismatch {
+                    record: record_name,
+                    config: config_name,
+                    reason: e.to_string(),
+                })?;
+        Ok(Self { cnn, device })
+    }
+
+    /// Classifies 28×28 images as produced by [`data::preprocess_image`].
+    pub fn classify(&self, images: &[[u8; PIXELS]]) -> Vec<Prediction> {
+        if images.is_empty() {
+            return Vec::new();
+        }
+        let inputs = MnistBatcher::images(images.iter(), &self.device);
+        let probabilities: Vec<f32> = self
+            .cnn
+            .probabilities(inputs)
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap_or_default();
+        probabilities
+            .chunks(probabilities.len() / images.len())
+            .map(|p| Prediction {
+                digit: argmax(p),
+                probabilities: p.to_vec(),
+            })
+            .collect()
+    }
+}
+
+fn read_run_config(path: &Path) -> Result<CnnConfig, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LoadError::Missing {
+            path: path.to_path_buf(),
+            hint: "--model wants a training run's artifact directory",
+        },
+        _ => LoadError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
+    })?;
+    toml::from_str::<RunFile>(&text)
+        .map(|run| run.model)
+        .map_err(|e| LoadError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.message().split_whitespace().collect::<Vec<_>>().join(" "),
+        })
+}
+
+fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}

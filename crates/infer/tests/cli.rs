@@ -1,0 +1,165 @@
+//! The `infer` binary end to end, with the shipped model and with run directories.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn infer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_infer"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the infer binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const DIGIT_NAMES: [&str; 10] = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+];
+
+#[test]
+fn the_shipped_model_names_every_sample_digit() {
+    let mut samples: Vec<PathBuf> = std::fs::read_dir(root().join("data/digits"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| !path.extension().is_some_and(|e| e == "md"))
+        .collect();
+    samples.sort();
+    assert!(samples.len() >= 5, "too few samples: {samples:?}");
+    for sample in samples {
+        let name = sample.file_name().unwrap().to_str().unwrap();
+        let expected = DIGIT_NAMES
+            .iter()
+            .position(|digit| name.starts_with(&format!("{digit}-")))
+            .unwrap_or_else(|| panic!("{name} does not start with a digit's name"));
+        let output = infer(&[sample.to_str().unwrap()]);
+        let stdout = text(&output.stdout);
+        assert!(output.status.success(), "{name}: {}", text(&output.stderr));
+        let first = stdout.lines().next().unwrap();
+        let digit = first
+            .rsplit_once(": ")
+            .unwrap()
+            .1
+            .split(' ')
+            .next()
+            .unwrap();
+        assert_eq!(digit, expected.to_string(), "{name}: {stdout}");
+        // Ten probabilities that sum to one.
+        let probabilities: Vec<f64> = stdout
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .filter_map(|field| field.parse().ok())
+            .collect();
+        assert_eq!(probabilities.len(), 10, "{stdout}");
+        assert!(
+            (probabilities.iter().sum::<f64>() - 1.0).abs() < 2e-3,
+            "{stdout}"
+        );
+    }
+}
+
+/// A run directory holding the shipped weights and a config saying which network they fit.
+fn run_dir(dir: &Path, conv1_channels: usize) -> PathBuf {
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("model/model.bpk"),
+        run.join("model.bpk"),
+    )
+    .unwrap();
+    std::fs::write(
+        run.join("config.toml"),
+        format!(
+            "seed = 3\n[model]\nconv1_channels = {conv1_channels}\nconv1_kernel = 5\nconv2_channels = 20\nconv2_kernel = 3\nnum_classes = 10\n"
+        ),
+    )
+    .unwrap();
+    run
+}
+
+#[test]
+fn a_run_directory_is_loaded_with_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_dir(dir.path(), 10);
+    let output = infer(&[
+        "--model",
+        run.to_str().unwrap(),
+        "data/digits/seven-mnist.png",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).starts_with("data/digits/seven-mnist.png: 7 "));
+}
+
+fn assert_one_line_error(output: &Output, needles: &[&str]) {
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} missing from {stderr}");
+    }
+}
+
+#[test]
+fn a_record_that_does_not_fit_the_config_names_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_dir(dir.path(), 12);
+    let output = infer(&[
+        "--model",
+        run.to_str().unwrap(),
+        "data/digits/seven-mnist.png",
+    ]);
+    assert_one_line_error(&output, &["model.bpk", "config.toml", "does not match"]);
+}
+
+#[test]
+fn a_missing_model_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = infer(&[
+        "--model",
+        dir.path().to_str().unwrap(),
+        "data/digits/seven-mnist.png",
+    ]);
+    assert_one_line_error(&output, &["config.toml", "not found"]);
+
+    let run = run_dir(dir.path(), 10);
+    std::fs::remove_file(run.join("model.bpk")).unwrap();
+    let output = infer(&[
+        "--model",
+        run.to_str().unwrap(),
+        "data/digits/seven-mnist.png",
+    ]);
+    assert_one_line_error(&output, &["model.bpk", "not found"]);
+}
+
+#[test]
+fn a_corrupt_record_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_dir(dir.path(), 10);
+    let bytes = std::fs::read(run.join("model.bpk")).unwrap();
+    std::fs::write(run.join("model.bpk"), &bytes[..bytes.len() / 2]).unwrap();
+    let output = infer(&[
+        "--model",
+        run.to_str().unwrap(),
+        "data/digits/seven-mnist.png",
+    ]);
+    assert_one_line_error(&output, &["model.bpk"]);
+}
+
+#[test]
+fn a_bad_image_fails_alone_and_the_others_are_classified() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.png");
+    std::fs::write(&broken, b"\x89PNG\r\n\x1a\n not really").unwrap();
+    let output = infer(&[broken.to_str().unwrap(), "data/digits/seven-mnist.png"]);
+    assert_one_line_error(&output, &["broken.png"]);
+    assert!(text(&output.stdout).contains("seven-mnist.png: 7"));
+}

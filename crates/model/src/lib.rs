@@ -1,0 +1,149 @@
+//! The tutorial's convolutional network for 28×28 digits, written once against Burn's run-time
+//! [`Device`] so the same code trains and serves on any backend.
+
+mod backend;
+
+pub use backend::{BackendKind, UnknownBackend};
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+/// Side of the square input images, in pixels.
+pub const IMAGE_SIDE: usize = 28;
+
+/// Architecture of [`Cnn`]. The defaults are the PyTorch tutorial's network (7,090 parameters).
+#[derive(Config, Debug)]
+pub struct CnnConfig {
+    /// Output channels of the first convolution.
+    #[config(default = 10)]
+    pub conv1_channels: usize,
+    /// Kernel side of the first convolution.
+    #[config(default = 5)]
+    pub conv1_kernel: usize,
+    /// Output channels of the second convolution.
+    #[config(default = 20)]
+    pub conv2_channels: usize,
+    /// Kernel side of the second convolution.
+    #[config(default = 3)]
+    pub conv2_kernel: usize,
+    /// Number of classes the network scores.
+    #[config(default = 10)]
+    pub num_classes: usize,
+}
+
+/// `Conv2d → ReLU → MaxPool2d(2) → Conv2d → ReLU → MaxPool2d(2) → Flatten → Linear`.
+///
+/// There is no final softmax: the network returns logits, which is what cross-entropy wants.
+#[derive(Module, Debug)]
+pub struct Cnn {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    pool: MaxPool2d,
+    classifier: Linear,
+}
+
+impl CnnConfig {
+    /// Side of the feature maps that reach the classifier, or `None` when the kernels are too
+    /// large for a 28×28 input.
+    pub fn feature_side(&self) -> Option<usize> {
+        let after_conv1 = (IMAGE_SIDE + 1).checked_sub(self.conv1_kernel)?;
+        let after_conv2 = (after_conv1 / 2 + 1).checked_sub(self.conv2_kernel)?;
+        (after_conv2 / 2 > 0).then_some(after_conv2 / 2)
+    }
+
+    /// Builds the network with freshly initialised weights (PyTorch's default initialisation:
+    /// uniform in ±1/√fan_in).
+    ///
+    /// # Panics
+    /// When [`feature_side`](Self::feature_side) is `None`; callers validate configs first.
+    pub fn init(&self, device: &Device) -> Cnn {
+        let side = self
+            .feature_side()
+            .expect("kernel sizes leave no feature map; validate the config first");
+        Cnn {
+            conv1: Conv2dConfig::new([1, self.conv1_channels], [self.conv1_kernel; 2]).init(device),
+            conv2: Conv2dConfig::new(
+                [self.conv1_channels, self.conv2_channels],
+                [self.conv2_kernel; 2],
+            )
+            .init(device),
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            classifier: LinearConfig::new(self.conv2_channels * side * side, self.num_classes)
+                .init(device),
+        }
+    }
+}
+
+impl Cnn {
+    /// # Shapes
+    /// - `images`: `[batch, 1, 28, 28]`, scaled as the `data` crate scales pixels.
+    /// - returns logits `[batch, num_classes]`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = self.pool.forward(relu(self.conv1.forward(images)));
+        let x = self.pool.forward(relu(self.conv2.forward(x)));
+        self.classifier.forward(x.flatten(1, 3))
+    }
+
+    /// Class probabilities: softmax over [`forward`](Self::forward)'s logits.
+    ///
+    /// # Shapes
+    /// - `images`: `[batch, 1, 28, 28]`; returns `[batch, num_classes]`.
+    pub fn probabilities(&self, images: Tensor<4>) -> Tensor<2> {
+        burn::tensor::activation::softmax(self.forward(images), 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tutorial_network_has_7090_parameters() {
+        let model = CnnConfig::new().init(&Device::flex());
+        assert_eq!(model.num_params(), 7_090);
+    }
+
+    #[test]
+    fn forward_gives_one_logit_per_class() {
+        let device = Device::flex();
+        let model = CnnConfig::new().init(&device);
+        let images = Tensor::<4>::zeros([3, 1, 28, 28], &device);
+        assert_eq!(model.forward(images).dims(), [3, 10]);
+    }
+
+    #[test]
+    fn probabilities_sum_to_one() {
+        let device = Device::flex();
+        let model = CnnConfig::new().init(&device);
+        let images =
+            Tensor::<4>::random([2, 1, 28, 28], burn::tensor::Distribution::Default, &device);
+        let sums: Vec<f32> = model
+            .probabilities(images)
+            .sum_dim(1)
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        for sum in sums {
+            assert!((sum - 1.0).abs() < 1e-5, "probabilities sum to {sum}");
+        }
+    }
+
+    #[test]
+    fn other_architectures_size_the_classifier() {
+        let config = CnnConfig::new().with_conv1_kernel(3).with_conv2_channels(8);
+        // 28 → 26 → 13 → 11 → 5
+        assert_eq!(config.feature_side(), Some(5));
+        let model = config.init(&Device::flex());
+        let logits = model.forward(Tensor::zeros([1, 1, 28, 28], &Device::flex()));
+        assert_eq!(logits.dims(), [1, 10]);
+    }
+
+    #[test]
+    fn oversized_kernels_are_detected() {
+        assert_eq!(CnnConfig::new().with_conv1_kernel(29).feature_side(), None);
+        assert_eq!(CnnConfig::new().with_conv2_kernel(13).feature_side(), None);
+    }
+}

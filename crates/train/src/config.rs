@@ -1,0 +1,372 @@
+//! The TOML recipe of a run: parsed strictly, checked whole, saved with the run.
+//!
+//! A file may leave out any key (the tutorial's value applies); an unknown key, a wrong type
+//! or a value out of range is refused with the file, the key and the reason, before any data
+//! is read or any model is built.
+
+use model::CnnConfig;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Everything a training run needs to know, as written in `configs/*.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Seeds weight initialisation and shuffling.
+    pub seed: u64,
+    pub model: ModelSection,
+    pub optimizer: OptimizerSection,
+    pub training: TrainingSection,
+    pub data: DataSection,
+}
+
+/// The network's shape; see [`CnnConfig`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSection {
+    pub conv1_channels: usize,
+    pub conv1_kernel: usize,
+    pub conv2_channels: usize,
+    pub conv2_kernel: usize,
+    pub num_classes: usize,
+}
+
+/// Adam's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimizerSection {
+    pub learning_rate: f64,
+    pub beta1: f32,
+    pub beta2: f32,
+    /// PyTorch's default is 1e-8 and Burn's 1e-5; the tutorial's recipe uses PyTorch's.
+    pub epsilon: f32,
+    /// L2 penalty added to the gradients (PyTorch's `weight_decay`); 0 turns it off.
+    pub weight_decay: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingSection {
+    pub epochs: usize,
+    pub batch_size: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSection {
+    /// Where the four MNIST files are, relative to the working directory.
+    pub dir: PathBuf,
+    /// Train on the first N training images only (all 60,000 when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
+    /// Evaluate on the first N test images only (all 10,000 when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_limit: Option<usize>,
+}
+
+impl Default for RunConfig {
+    /// The PyTorch tutorial's recipe.
+    fn default() -> Self {
+        Self {
+            seed: 3,
+            model: ModelSection::default(),
+            optimizer: OptimizerSection::default(),
+            training: TrainingSection::default(),
+            data: DataSection::default(),
+        }
+    }
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        let cnn = CnnConfig::new();
+        Self {
+            conv1_channels: cnn.conv1_channels,
+            conv1_kernel: cnn.conv1_kernel,
+            conv2_channels: cnn.conv2_channels,
+            conv2_kernel: cnn.conv2_kernel,
+            num_classes: cnn.num_classes,
+        }
+    }
+}
+
+impl Default for OptimizerSection {
+    fn default() -> Self {
+        Self {
+            learning_rate: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl Default for TrainingSection {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 128,
+        }
+    }
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("data/mnist"),
+            train_limit: None,
+            test_limit: None,
+        }
+    }
+}
+
+impl ModelSection {
+    pub fn cnn(&self) -> CnnConfig {
+        CnnConfig {
+            conv1_channels: self.conv1_channels,
+            conv1_kernel: self.conv1_kernel,
+            conv2_channels: self.conv2_channels,
+            conv2_kernel: self.conv2_kernel,
+            num_classes: self.num_classes,
+        }
+    }
+}
+
+/// A config that cannot be used, located as precisely as possible.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The file, or a description of where the value came from (e.g. a command-line flag).
+    pub origin: String,
+    /// Dotted key, e.g. `optimizer.learning_rate`; empty when the file as a whole is at fault.
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.origin, self.reason)
+        } else {
+            write!(f, "{}: `{}`: {}", self.origin, self.key, self.reason)
+        }
+    }
+}
+
+impl RunConfig {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: source.clone(),
+            key: String::new(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &source)
+    }
+
+    /// Parses and validates TOML text; `source` names it in errors.
+    pub fn parse(text: &str, source: &str) -> Result<Self, ConfigError> {
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| ConfigError {
+            origin: source.to_string(),
+            key: String::new(),
+            reason: one_line(e.message()),
+        })?;
+        let config: RunConfig =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| ConfigError {
+                origin: source.to_string(),
+                key: key_of(e.path()),
+                reason: one_line(e.inner().message()),
+            })?;
+        config.validate(source)?;
+        Ok(config)
+    }
+
+    /// Checks every value's range; `source` names where they came from in errors.
+    pub fn validate(&self, source: &str) -> Result<(), ConfigError> {
+        let fail = |key: &str, reason: String| {
+            Err(ConfigError {
+                origin: source.to_string(),
+                key: key.to_string(),
+                reason,
+            })
+        };
+        let m = &self.model;
+        for (key, value) in [
+            ("model.conv1_channels", m.conv1_channels),
+            ("model.conv1_kernel", m.conv1_kernel),
+            ("model.conv2_channels", m.conv2_channels),
+            ("model.conv2_kernel", m.conv2_kernel),
+        ] {
+            if value == 0 {
+                return fail(key, "must be at least 1".into());
+            }
+        }
+        if m.cnn().feature_side().is_none() {
+            return fail(
+                "model.conv2_kernel",
+                format!(
+                    "kernels {}×{} and {}×{} leave no feature map from a 28×28 image",
+                    m.conv1_kernel, m.conv1_kernel, m.conv2_kernel, m.conv2_kernel
+                ),
+            );
+        }
+        if m.num_classes != 10 {
+            return fail(
+                "model.num_classes",
+                format!("MNIST has 10 classes, got {}", m.num_classes),
+            );
+        }
+        let o = &self.optimizer;
+        if !(o.learning_rate.is_finite() && o.learning_rate > 0.0) {
+            return fail(
+                "optimizer.learning_rate",
+                format!("must be a positive number, got {}", o.learning_rate),
+            );
+        }
+        for (key, value) in [("optimizer.beta1", o.beta1), ("optimizer.beta2", o.beta2)] {
+            if !(0.0..1.0).contains(&value) {
+                return fail(key, format!("must be in [0, 1), got {value}"));
+            }
+        }
+        if !(o.epsilon.is_finite() && o.epsilon > 0.0) {
+            return fail(
+                "optimizer.epsilon",
+                format!("must be a positive number, got {}", o.epsilon),
+            );
+        }
+        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+            return fail(
+                "optimizer.weight_decay",
+                format!("must be zero or positive, got {}", o.weight_decay),
+            );
+        }
+        if self.training.epochs == 0 {
+            return fail("training.epochs", "must be at least 1".into());
+        }
+        if self.training.batch_size == 0 {
+            return fail("training.batch_size", "must be at least 1".into());
+        }
+        for (key, limit) in [
+            ("data.train_limit", self.data.train_limit),
+            ("data.test_limit", self.data.test_limit),
+        ] {
+            if limit == Some(0) {
+                return fail(key, "must be at least 1 when set".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The resolved config, every key written out, as saved beside a run's model.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a RunConfig always serialises")
+    }
+}
+
+fn key_of(path: &serde_path_to_error::Path) -> String {
+    path.to_string()
+        .trim_start_matches('.')
+        .trim_end_matches('?')
+        .to_string()
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_err(text: &str) -> ConfigError {
+        RunConfig::parse(text, "test.toml").unwrap_err()
+    }
+
+    #[test]
+    fn empty_file_is_the_tutorial_recipe() {
+        let config = RunConfig::parse("", "empty.toml").unwrap();
+        assert_eq!(config, RunConfig::default());
+        assert_eq!(config.training.batch_size, 128);
+        assert_eq!(config.optimizer.learning_rate, 1e-3);
+        assert_eq!(config.seed, 3);
+    }
+
+    #[test]
+    fn missing_keys_take_defaults() {
+        let config = RunConfig::parse("[training]\nepochs = 2\n", "t.toml").unwrap();
+        assert_eq!(config.training.epochs, 2);
+        assert_eq!(config.training.batch_size, 128);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_path() {
+        let err = parse_err("[training]\nepoch = 2\n");
+        assert_eq!(err.origin, "test.toml");
+        assert!(err.key.contains("training"), "{err}");
+        assert!(err.reason.contains("epoch"), "{err}");
+        let err = parse_err("colour = 'red'\n");
+        assert!(err.reason.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_are_refused_with_their_key() {
+        let err = parse_err("[optimizer]\nlearning_rate = 'fast'\n");
+        assert_eq!(err.key, "optimizer.learning_rate", "{err}");
+        let err = parse_err("[training]\nbatch_size = -4\n");
+        assert_eq!(err.key, "training.batch_size", "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_key() {
+        for (text, key) in [
+            ("[training]\nbatch_size = 0", "training.batch_size"),
+            ("[training]\nepochs = 0", "training.epochs"),
+            (
+                "[optimizer]\nlearning_rate = -0.1",
+                "optimizer.learning_rate",
+            ),
+            (
+                "[optimizer]\nlearning_rate = 0.0",
+                "optimizer.learning_rate",
+            ),
+            ("[optimizer]\nbeta2 = 1.0", "optimizer.beta2"),
+            ("[optimizer]\nepsilon = 0.0", "optimizer.epsilon"),
+            ("[model]\nconv1_kernel = 40", "model.conv2_kernel"),
+            ("[model]\nconv2_channels = 0", "model.conv2_channels"),
+            ("[model]\nnum_classes = 5", "model.num_classes"),
+            ("[data]\ntrain_limit = 0", "data.train_limit"),
+        ] {
+            let err = parse_err(text);
+            assert_eq!(err.key, key, "{text}: {err}");
+            let line = err.to_string();
+            assert!(line.starts_with("test.toml: "), "{line}");
+            assert!(!line.contains('\n'), "{line}");
+        }
+    }
+
+    #[test]
+    fn broken_toml_is_one_line_naming_the_file() {
+        let err = parse_err("[training\nepochs = 2");
+        let line = err.to_string();
+        assert!(line.starts_with("test.toml: "), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn resolved_config_round_trips() {
+        let mut config = RunConfig::default();
+        config.data.train_limit = Some(100);
+        let again = RunConfig::parse(&config.to_toml(), "saved.toml").unwrap();
+        assert_eq!(again, config);
+    }
+
+    #[test]
+    fn shipped_configs_are_valid() {
+        let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        for name in ["default.toml", "smoke.toml"] {
+            RunConfig::load(&configs.join(name)).unwrap();
+        }
+    }
+}

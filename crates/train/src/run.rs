@@ -1,0 +1,245 @@
+//! One training run, from a config file to a directory of artifacts.
+
+use crate::artifacts::write_atomic;
+use crate::classifier::Classifier;
+use crate::config::RunConfig;
+use crate::fetch::download_missing;
+use crate::quiet::QuietRenderer;
+use crate::report::EpochReport;
+use anyhow::{Context, bail};
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::AdamConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::prelude::*;
+use burn::train::checkpoint::KeepLastNCheckpoints;
+use burn::train::metric::{AccuracyMetric, LossMetric};
+use burn::train::{Learner, SupervisedTraining};
+use data::{DataError, MnistBatcher, MnistDataset, Split};
+use model::{BackendKind, Cnn};
+use serde::Serialize;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What to train and where, as given on the command line.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub config_path: PathBuf,
+    pub backend: BackendKind,
+    /// Overrides `training.epochs`.
+    pub epochs: Option<usize>,
+    /// Defaults to `artifacts/<config file stem>`.
+    pub artifact_dir: Option<PathBuf>,
+    /// Fetch missing MNIST files from the public mirrors instead of failing.
+    pub download: bool,
+}
+
+/// `summary.json`: the final model's test figures and how long training took.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Percent, of the final (last-epoch) model on the test set.
+    pub test_accuracy: f64,
+    pub test_loss: f64,
+    pub epochs: usize,
+    /// Wall-clock seconds of the whole training loop, evaluation passes included.
+    pub train_seconds: f64,
+    pub backend: String,
+    pub train_images: usize,
+    pub test_images: usize,
+}
+
+/// Trains as `options` say and writes `model.bpk`, `config.toml`, `metrics.csv`,
+/// `summary.json` and `checkpoint/` into the artifact directory.
+pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
+    let mut config = RunConfig::load(&options.config_path)?;
+    if let Some(epochs) = options.epochs {
+        config.training.epochs = epochs;
+        config.validate("--epochs")?;
+    }
+    let artifact_dir = options
+        .artifact_dir
+        .clone()
+        .unwrap_or_else(|| default_artifact_dir(&options.config_path));
+    std::fs::create_dir_all(&artifact_dir).with_context(|| {
+        format!(
+            "{}: cannot create the artifact directory",
+            artifact_dir.display()
+        )
+    })?;
+    write_atomic(
+        &artifact_dir.join("config.toml"),
+        config.to_toml().as_bytes(),
+    )
+    .with_context(|| {
+        format!(
+            "{}: cannot write",
+            artifact_dir.join("config.toml").display()
+        )
+    })?;
+
+    let (train_set, test_set) = load_mnist(&config, options.download)?;
+    let device = options.backend.device();
+    device.seed(config.seed);
+    let autodiff = device.clone().autodiff();
+
+    let train_loader = DataLoaderBuilder::new(MnistBatcher)
+        .batch_size(config.training.batch_size)
+        .shuffle(config.seed)
+        .set_device(autodiff.clone())
+        .build(train_set.clone());
+    let test_loader = DataLoaderBuilder::new(MnistBatcher)
+        .batch_size(config.training.batch_size)
+        .set_device(device.clone())
+        .build(test_set.clone());
+
+    let epochs = config.training.epochs;
+    let report = EpochReport::new(
+        artifact_dir.join("metrics.csv"),
+        !std::io::stdout().is_terminal(),
+        epochs,
+        train_set.len(),
+    );
+    let rows = report.rows();
+    let mut training = SupervisedTraining::new(&artifact_dir, train_loader, test_loader)
+        .metrics((AccuracyMetric::new(), LossMetric::new()))
+        .with_metric_logger(report)
+        .with_default_checkpointers()
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(epochs))
+        .num_epochs(epochs);
+    if !std::io::stdout().is_terminal() {
+        training = training.renderer(Box::new(QuietRenderer));
+        println!(
+            "training {} on {} for {epochs} epochs ({} training, {} test images)",
+            options.config_path.display(),
+            options.backend,
+            train_set.len(),
+            test_set.len()
+        );
+    }
+
+    let classifier = Classifier {
+        cnn: config.model.cnn().init(&autodiff),
+    };
+    let o = &config.optimizer;
+    let optimizer = AdamConfig::new()
+        .with_beta_1(o.beta1)
+        .with_beta_2(o.beta2)
+        .with_epsilon(o.epsilon)
+        .with_weight_decay((o.weight_decay > 0.0).then(|| WeightDecayConfig::new(o.weight_decay)))
+        .init();
+
+    let started = Instant::now();
+    let result = training.launch(Learner::new(classifier, optimizer, o.learning_rate));
+    let train_seconds = started.elapsed().as_secs_f64();
+    if let Some(error) = result.error {
+        bail!("training failed: {error}");
+    }
+    if let Some(stop) = result.interrupted {
+        bail!("training stopped early: {stop:?}");
+    }
+    drop(result.renderer);
+
+    let cnn = result.model.cnn.valid().fork(&device);
+    let model_path = artifact_dir.join("model.bpk");
+    let record = cnn.clone().into_record().into_bytes()?;
+    write_atomic(&model_path, &record)
+        .with_context(|| format!("{}: cannot write", model_path.display()))?;
+
+    let (test_loss, test_accuracy) = evaluate(&cnn, &test_set, config.training.batch_size, &device);
+    let summary = Summary {
+        test_accuracy,
+        test_loss,
+        epochs: rows.lock().map(|r| r.len()).unwrap_or(0),
+        train_seconds,
+        backend: options.backend.to_string(),
+        train_images: train_set.len(),
+        test_images: test_set.len(),
+    };
+    let summary_path = artifact_dir.join("summary.json");
+    write_atomic(
+        &summary_path,
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )
+    .with_context(|| format!("{}: cannot write", summary_path.display()))?;
+    println!(
+        "test accuracy {:.2}% (loss {:.4}) after {} epochs in {:.1} s; model saved to {}",
+        summary.test_accuracy,
+        summary.test_loss,
+        summary.epochs,
+        summary.train_seconds,
+        model_path.display()
+    );
+    Ok(summary)
+}
+
+/// `artifacts/<stem of the config file>`.
+pub fn default_artifact_dir(config_path: &Path) -> PathBuf {
+    let stem = config_path
+        .file_stem()
+        .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
+    Path::new("artifacts").join(stem)
+}
+
+fn load_mnist(config: &RunConfig, download: bool) -> anyhow::Result<(MnistDataset, MnistDataset)> {
+    let dir = &config.data.dir;
+    let load = || -> Result<_, DataError> {
+        let train = MnistDataset::load(dir, Split::Train)?;
+        let test = MnistDataset::load(dir, Split::Test)?;
+        Ok((train, test))
+    };
+    let (train, test) = match load() {
+        Err(DataError::Missing { path }) if !download => bail!(
+            "{}: not found; copy the four MNIST files into {} (see data/mnist/README.md) or rerun with --download",
+            path.display(),
+            dir.display()
+        ),
+        Err(DataError::Missing { .. }) => {
+            download_missing(dir)?;
+            load()?
+        }
+        other => other?,
+    };
+    let train = match config.data.train_limit {
+        Some(n) => train.take(n),
+        None => train,
+    };
+    let test = match config.data.test_limit {
+        Some(n) => test.take(n),
+        None => test,
+    };
+    Ok((train, test))
+}
+
+/// Mean cross-entropy and accuracy (percent) of `cnn` over `dataset`, batched as in training.
+pub fn evaluate(
+    cnn: &Cnn,
+    dataset: &MnistDataset,
+    batch_size: usize,
+    device: &Device,
+) -> (f64, f64) {
+    let loss = CrossEntropyLossConfig::new().init(device);
+    let (mut loss_sum, mut correct) = (0.0, 0i64);
+    for start in (0..dataset.len()).step_by(batch_size.max(1)) {
+        let end = (start + batch_size).min(dataset.len());
+        let items = (start..end).filter_map(|i| dataset.item(i)).collect();
+        let batch = MnistBatcher.batch(items, device);
+        let logits = cnn.forward(batch.images);
+        let batch_loss: f64 = loss
+            .forward(logits.clone(), batch.targets.clone())
+            .into_scalar::<f64>();
+        loss_sum += batch_loss * (end - start) as f64;
+        let hits: i64 = logits
+            .argmax(1)
+            .squeeze_dim::<1>(1)
+            .equal(batch.targets)
+            .int()
+            .sum()
+            .into_scalar::<i64>();
+        correct += hits;
+    }
+    let n = dataset.len().max(1) as f64;
+    (loss_sum / n, 100.0 * correct as f64 / n)
+}

@@ -1,0 +1,242 @@
+//! The `train` binary end to end: a real (small) training run, and every way a run is refused.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn train(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_train"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the train binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A refused run: non-zero exit, exactly one line on stderr containing every `needle`, no panic.
+fn assert_refused(output: &Output, needles: &[&str]) {
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "expected failure, stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line expected: {stderr}"
+    );
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} missing from: {stderr}");
+    }
+}
+
+fn smoke_run(backend: &str, min_accuracy: f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = dir.path().join("run");
+    let output = train(&[
+        "--config",
+        "configs/smoke.toml",
+        "--backend",
+        backend,
+        "--artifact-dir",
+        artifacts.to_str().unwrap(),
+    ]);
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+
+    // One readable line per epoch, no per-batch dumps.
+    assert!(stdout.contains("epoch  1/1  train loss"), "{stdout}");
+    assert!(stdout.lines().count() < 10, "too chatty: {stdout}");
+
+    for file in [
+        "model.bpk",
+        "config.toml",
+        "metrics.csv",
+        "summary.json",
+        "checkpoint/model-1.bpk",
+    ] {
+        assert!(artifacts.join(file).is_file(), "{file} missing");
+    }
+    let metrics = std::fs::read_to_string(artifacts.join("metrics.csv")).unwrap();
+    let lines: Vec<&str> = metrics.lines().collect();
+    assert!(
+        lines[0].starts_with("epoch,train_loss,train_accuracy,valid_loss,valid_accuracy,seconds")
+    );
+    assert_eq!(lines.len(), 2, "{metrics}");
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(artifacts.join("summary.json")).unwrap())
+            .unwrap();
+    let accuracy = summary["test_accuracy"].as_f64().unwrap();
+    assert!(
+        accuracy >= min_accuracy,
+        "test accuracy {accuracy}% < {min_accuracy}%"
+    );
+    assert_eq!(summary["epochs"], 1);
+    assert_eq!(summary["backend"], backend);
+    assert_eq!(summary["train_images"], 10000);
+    assert_eq!(summary["test_images"], 1000);
+
+    // The Learner's own test accuracy for the last epoch agrees with the saved model's.
+    let last: Vec<f64> = lines[1].split(',').map(|v| v.parse().unwrap()).collect();
+    assert!(
+        (last[4] - accuracy).abs() < 0.01,
+        "metrics.csv {} vs summary {accuracy}",
+        last[4]
+    );
+
+    // The resolved config is complete and loads as a config again.
+    let saved = train::RunConfig::load(&artifacts.join("config.toml")).unwrap();
+    assert_eq!(saved.data.train_limit, Some(10000));
+    assert!(
+        std::fs::read_to_string(artifacts.join("config.toml"))
+            .unwrap()
+            .contains("epsilon")
+    );
+}
+
+#[test]
+fn smoke_training_on_flex_reaches_its_accuracy() {
+    smoke_run("flex", 85.0);
+}
+
+#[test]
+fn smoke_training_on_ndarray_reaches_its_accuracy() {
+    smoke_run("ndarray", 85.0);
+}
+
+#[test]
+fn a_bad_toml_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("typo.toml");
+    std::fs::write(&config, "[training]\nepoch = 3\n").unwrap();
+    let artifacts = dir.path().join("run");
+    let output = train(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--artifact-dir",
+        artifacts.to_str().unwrap(),
+    ]);
+    assert_refused(&output, &["typo.toml", "training", "epoch"]);
+    assert!(
+        !artifacts.exists(),
+        "nothing is written for a refused config"
+    );
+
+    std::fs::write(&config, "[optimizer]\nlearning_rate = -1.0\n").unwrap();
+    let output = train(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--artifact-dir",
+        artifacts.to_str().unwrap(),
+    ]);
+    assert_refused(
+        &output,
+        &["typo.toml", "optimizer.learning_rate", "positive"],
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let output = train(&["--config", "configs/no-such.toml"]);
+    assert_refused(&output, &["configs/no-such.toml"]);
+}
+
+#[test]
+fn a_zero_epoch_override_is_refused() {
+    let output = train(&["--config", "configs/smoke.toml", "--epochs", "0"]);
+    assert_refused(&output, &["--epochs", "training.epochs"]);
+}
+
+#[test]
+fn an_unknown_backend_is_refused() {
+    let output = train(&["--backend", "cuda"]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("unknown backend `cuda`"));
+}
+
+fn config_with_data_dir(dir: &Path, data_dir: &Path) -> PathBuf {
+    let config = dir.join("smoke.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[training]\nepochs = 1\n[data]\ndir = {:?}\ntrain_limit = 500\n",
+            data_dir
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn missing_data_is_named_with_where_to_put_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let config = config_with_data_dir(dir.path(), &empty);
+    let run = dir.path().join("run");
+    let output = train(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ]);
+    assert_refused(
+        &output,
+        &["train-images-idx3-ubyte.gz", "not found", "--download"],
+    );
+}
+
+#[test]
+fn corrupt_data_fails_its_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    let real = root().join("data/mnist");
+    for name in [
+        "train-images-idx3-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
+        std::os::unix::fs::symlink(real.join(name), data.join(name)).unwrap();
+    }
+    // An uncompressed label file with one label changed: valid IDX, wrong checksum.
+    let mut labels = vec![0, 0, 8, 1, 0, 0, 0xea, 0x60];
+    labels.extend(std::iter::repeat_n(3u8, 60_000));
+    std::fs::write(data.join("train-labels-idx1-ubyte"), labels).unwrap();
+    let config = config_with_data_dir(dir.path(), &data);
+    let run = dir.path().join("run");
+    let output = train(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ]);
+    assert_refused(&output, &["train-labels-idx1-ubyte", "checksum mismatch"]);
+}
+
+#[test]
+fn an_unwritable_artifact_dir_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let run = file.join("run");
+    let output = train(&[
+        "--config",
+        "configs/smoke.toml",
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ]);
+    assert_refused(&output, &[run.to_str().unwrap()]);
+}

@@ -1,0 +1,63 @@
+//! Project automation, in Rust so it runs wherever cargo does (the cargo-xtask pattern).
+//!
+//! Each task is a module; tasks only orchestrate cargo and the project's binaries.
+
+mod train;
+
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the trainer (optimised) and train a model.
+    Train(train::Args),
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().task {
+        Task::Train(args) => train::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: tasks run from there, whatever directory cargo was called in.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
+/// A user-given path made absolute against the caller's directory, so it survives the move
+/// to the workspace root.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// `cargo <args>` in the workspace root; fails with the command when it does not succeed.
+fn cargo(args: &[String]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        anyhow::bail!("`cargo {}` failed ({status})", args.join(" "))
+    }
+}

@@ -1,0 +1,45 @@
+//! `cargo xtask train`: build the trainer and run it.
+
+use crate::{absolute, cargo};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// flex (fast CPU, default), ndarray (slow CPU, deprecated) or wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    /// The run's TOML recipe.
+    #[arg(long, default_value = "configs/default.toml")]
+    config: PathBuf,
+    /// Override the config's number of epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Where to write the run [default: artifacts/<config file stem>].
+    #[arg(long)]
+    artifact_dir: Option<PathBuf>,
+    /// Download MNIST from the public mirrors when its files are missing.
+    #[arg(long)]
+    download: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut command: Vec<String> = ["run", "--quiet", "--package", "train", "--"]
+        .map(String::from)
+        .to_vec();
+    command.extend(["--backend".into(), args.backend]);
+    command.extend(["--config".into(), path(absolute(&args.config))]);
+    if let Some(epochs) = args.epochs {
+        command.extend(["--epochs".into(), epochs.to_string()]);
+    }
+    if let Some(dir) = args.artifact_dir {
+        command.extend(["--artifact-dir".into(), path(absolute(&dir))]);
+    }
+    if args.download {
+        command.push("--download".into());
+    }
+    cargo(&command)
+}
+
+fn path(path: PathBuf) -> String {
+    path.to_string_lossy().into_owned()
+}
