@@ -28,7 +28,7 @@ fn the_shipped_model_names_every_sample_digit() {
     let mut samples: Vec<PathBuf> = std::fs::read_dir(root().join("data/digits"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
-        .filter(|path| !path.extension().is_some_and(|e| e == "md"))
+        .filter(|path| path.extension().is_none_or(|e| e != "md"))
         .collect();
     samples.sort();
     assert!(samples.len() >= 5, "too few samples: {samples:?}");

@@ -112,9 +112,10 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
     if !std::io::stdout().is_terminal() {
         training = training.renderer(Box::new(QuietRenderer));
         println!(
-            "training {} on {} for {epochs} epochs ({} training, {} test images)",
+            "training {} on {} for {epochs} epoch{} ({} training, {} test images)",
             options.config_path.display(),
             options.backend,
+            if epochs == 1 { "" } else { "s" },
             train_set.len(),
             test_set.len()
         );
