@@ -12,7 +12,7 @@ mod preprocess;
 pub use batcher::{MnistBatch, MnistBatcher, pixel_to_input};
 pub use idx::{IdxError, IdxFile, read_idx};
 pub use mnist::{DataError, MnistDataset, MnistFile, MnistItem, Split};
-pub use preprocess::{PreprocessError, preprocess_image};
+pub use preprocess::{PreprocessError, preprocess_bytes, preprocess_image, to_mnist};
 
 /// Pixels in one 28×28 image.
 pub const PIXELS: usize = model::IMAGE_SIDE * model::IMAGE_SIDE;

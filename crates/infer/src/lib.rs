@@ -49,6 +49,81 @@ impl Prediction {
     pub fn confidence(&self) -> f32 {
         self.probabilities[self.digit]
     }
+
+    /// `(digit, probability)` from the most to the least likely.
+    pub fn ranked(&self) -> Vec<(usize, f32)> {
+        let mut ranked: Vec<_> = self.probabilities.iter().copied().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranked
+    }
+}
+
+/// File extensions looked for inside directories.
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"];
+
+/// An input that yields no image to classify.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {problem}", path.display())]
+pub struct InputError {
+    pub path: PathBuf,
+    pub problem: String,
+}
+
+/// Expands the command line's inputs, in order: files are kept as given, directories are
+/// searched (recursively, sorted) for files with an image extension, and a directory that
+/// cannot be read or holds no image becomes an error in its place.
+pub fn collect_images(inputs: &[PathBuf]) -> Vec<Result<PathBuf, InputError>> {
+    let mut images = Vec::new();
+    for input in inputs {
+        if !input.is_dir() {
+            images.push(Ok(input.clone()));
+            continue;
+        }
+        let mut found = Vec::new();
+        let problem = match find_images(input, &mut found) {
+            Err(e) => Some(format!("cannot read the directory: {e}")),
+            Ok(()) if found.is_empty() => Some(format!(
+                "no images in this directory (looked for .{})",
+                IMAGE_EXTENSIONS.join(", .")
+            )),
+            Ok(()) => None,
+        };
+        match problem {
+            Some(problem) => images.push(Err(InputError {
+                path: input.clone(),
+                problem,
+            })),
+            None => images.extend(found.into_iter().map(Ok)),
+        }
+    }
+    images
+}
+
+fn find_images(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            find_images(&path, found)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Writes a preprocessed 28×28 input as a grey PNG, to show what the network saw.
+pub fn save_preprocessed(pixels: &[u8; PIXELS], path: &Path) -> image::ImageResult<()> {
+    let side = model::IMAGE_SIDE as u32;
+    image::GrayImage::from_raw(side, side, pixels.to_vec())
+        .expect("784 pixels make a 28×28 image")
+        .save(path)
 }
 
 /// A loaded network on a device, ready to classify.
@@ -119,8 +194,18 @@ impl DigitClassifier {
         Ok(Self { cnn, device })
     }
 
-    /// Classifies 28×28 images as produced by [`data::preprocess_image`].
+    /// Classifies 28×28 images as produced by [`data::preprocess_image`], in batches so a
+    /// folder of any size runs in bounded memory.
     pub fn classify(&self, images: &[[u8; PIXELS]]) -> Vec<Prediction> {
+        images
+            .chunks(Self::BATCH)
+            .flat_map(|chunk| self.classify_batch(chunk))
+            .collect()
+    }
+
+    const BATCH: usize = 256;
+
+    fn classify_batch(&self, images: &[[u8; PIXELS]]) -> Vec<Prediction> {
         if images.is_empty() {
             return Vec::new();
         }

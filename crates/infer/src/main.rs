@@ -1,23 +1,34 @@
 use anyhow::Context;
 use clap::Parser;
-use infer::{DigitClassifier, ModelSource, Prediction};
+use data::PIXELS;
+use infer::{DigitClassifier, ModelSource, Prediction, collect_images};
 use model::BackendKind;
-use std::path::PathBuf;
+use serde_json::json;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Name the digit in each image, with the network's probability for every class.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
-    /// Images to classify (PNG, JPEG, BMP, GIF, WebP, TIFF).
+    /// Image files (PNG, JPEG, BMP, GIF, WebP, TIFF) and directories of them.
     #[arg(required = true)]
-    images: Vec<PathBuf>,
+    inputs: Vec<PathBuf>,
     /// A training run's artifact directory [default: the model shipped in this binary].
     #[arg(long)]
     model: Option<PathBuf>,
     /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU).
     #[arg(long, default_value = "flex")]
     backend: BackendKind,
+    /// One JSON object per line instead of the human format.
+    #[arg(long)]
+    json: bool,
+    /// Show only the K most likely digits (human format).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u8).range(1..=10))]
+    top: Option<u8>,
+    /// Write the 28×28 image the network saw for each input into this directory.
+    #[arg(long, value_name = "DIR")]
+    save_preprocessed: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -31,39 +42,128 @@ fn main() -> ExitCode {
     }
 }
 
-/// Classifies every image; returns whether all of them could be read.
+/// Classifies every input; returns whether all of them could be classified.
 fn run(cli: Cli) -> anyhow::Result<bool> {
     let source = cli.model.map_or(ModelSource::Shipped, ModelSource::RunDir);
     let classifier =
         DigitClassifier::load(&source, cli.backend.device()).context("cannot load the model")?;
-    let mut all_ok = true;
-    for path in &cli.images {
-        match data::preprocess_image(path) {
-            Ok(pixels) => {
-                if let Some(prediction) = classifier.classify(&[pixels]).first() {
-                    print_prediction(&path.display().to_string(), prediction);
-                }
+    if let Some(dir) = &cli.save_preprocessed {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+    }
+    let output = Output {
+        json: cli.json,
+        top: cli.top.map_or(10, usize::from),
+    };
+
+    // Decode everything first, keeping the inputs' order, then run the network once.
+    let inputs: Vec<(PathBuf, Result<[u8; PIXELS], String>)> = collect_images(&cli.inputs)
+        .into_iter()
+        .map(|input| match input {
+            Ok(path) => {
+                let pixels = data::preprocess_image(&path).map_err(|e| e.to_string());
+                (path, pixels)
             }
-            Err(error) => {
-                eprintln!("error: {error}");
+            Err(error) => (error.path.clone(), Err(error.to_string())),
+        })
+        .collect();
+    let ready: Vec<[u8; PIXELS]> = inputs
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().copied())
+        .collect();
+    let mut predictions = classifier.classify(&ready).into_iter();
+
+    let mut all_ok = true;
+    for (index, (path, pixels)) in inputs.iter().enumerate() {
+        let pixels = match pixels {
+            Ok(pixels) => pixels,
+            Err(message) => {
+                output.failure(path, message);
+                all_ok = false;
+                continue;
+            }
+        };
+        // `classify` returns one prediction per decoded image, in order.
+        let Some(prediction) = predictions.next() else {
+            break;
+        };
+        if let Some(dir) = &cli.save_preprocessed {
+            let target = dir.join(format!("{index:04}-{}.png", stem(path)));
+            if let Err(error) = infer::save_preprocessed(pixels, &target) {
+                output.failure(
+                    path,
+                    &format!("{}: cannot write: {error}", target.display()),
+                );
                 all_ok = false;
             }
         }
+        output.prediction(path, &prediction);
     }
     Ok(all_ok)
 }
 
-fn print_prediction(name: &str, prediction: &Prediction) {
-    println!(
-        "{name}: {} ({:.1}%)",
-        prediction.digit,
-        100.0 * prediction.confidence()
-    );
-    let probabilities: Vec<String> = prediction
-        .probabilities
-        .iter()
-        .enumerate()
-        .map(|(digit, p)| format!("{digit}: {p:.4}"))
-        .collect();
-    println!("  {}", probabilities.join("  "));
+/// Six decimals are plenty for a probability and keep JSON lines readable.
+fn rounded(p: f32) -> f64 {
+    (f64::from(p) * 1e6).round() / 1e6
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// How results are printed.
+struct Output {
+    json: bool,
+    top: usize,
+}
+
+impl Output {
+    fn prediction(&self, path: &Path, prediction: &Prediction) {
+        let file = path.display().to_string();
+        if self.json {
+            println!(
+                "{}",
+                json!({
+                    "file": file,
+                    "digit": prediction.digit,
+                    "confidence": rounded(prediction.confidence()),
+                    "probabilities": prediction.probabilities.iter().copied().map(rounded).collect::<Vec<_>>(),
+                })
+            );
+            return;
+        }
+        println!(
+            "{file}: {} ({:.1}%)",
+            prediction.digit,
+            100.0 * prediction.confidence()
+        );
+        let shown: Vec<String> = if self.top < prediction.probabilities.len() {
+            prediction
+                .ranked()
+                .into_iter()
+                .take(self.top)
+                .map(|(digit, p)| format!("{digit}: {:.1}%", 100.0 * p))
+                .collect()
+        } else {
+            prediction
+                .probabilities
+                .iter()
+                .enumerate()
+                .map(|(digit, p)| format!("{digit}: {p:.4}"))
+                .collect()
+        };
+        println!("  {}", shown.join("  "));
+    }
+
+    fn failure(&self, path: &Path, message: &str) {
+        if self.json {
+            println!(
+                "{}",
+                json!({ "file": path.display().to_string(), "error": message })
+            );
+        } else {
+            eprintln!("error: {message}");
+        }
+    }
 }

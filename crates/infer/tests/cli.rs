@@ -163,3 +163,61 @@ fn a_bad_image_fails_alone_and_the_others_are_classified() {
     assert_one_line_error(&output, &["broken.png"]);
     assert!(text(&output.stdout).contains("seven-mnist.png: 7"));
 }
+
+#[test]
+fn directories_and_json_lines_with_per_file_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("data/digits/seven-mnist.png"),
+        dir.path().join("a.png"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("b.png"), b"").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"not an image, not looked at").unwrap();
+    let output = infer(&["--json", dir.path().to_str().unwrap()]);
+    assert!(
+        !output.status.success(),
+        "a failed file makes the exit status non-zero"
+    );
+    let lines: Vec<serde_json::Value> = text(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["digit"], 7);
+    assert!(lines[0]["confidence"].as_f64().unwrap() > 0.9);
+    assert_eq!(lines[0]["probabilities"].as_array().unwrap().len(), 10);
+    assert!(lines[0]["file"].as_str().unwrap().ends_with("a.png"));
+    assert!(lines[1]["file"].as_str().unwrap().ends_with("b.png"));
+    assert!(lines[1]["error"].as_str().unwrap().contains("empty file"));
+}
+
+#[test]
+fn a_directory_without_images_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("readme.txt"), b"hi").unwrap();
+    let output = infer(&[dir.path().to_str().unwrap()]);
+    assert_one_line_error(&output, &["no images"]);
+}
+
+#[test]
+fn top_k_and_saved_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("seen");
+    let output = infer(&[
+        "--top",
+        "3",
+        "--save-preprocessed",
+        saved.to_str().unwrap(),
+        "data/digits/two-paper.png",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let ranked = stdout.lines().nth(1).unwrap();
+    assert_eq!(ranked.matches('%').count(), 3, "{stdout}");
+    assert!(ranked.trim_start().starts_with("2: "), "{stdout}");
+    let written: Vec<_> = std::fs::read_dir(&saved).unwrap().collect();
+    assert_eq!(written.len(), 1);
+    let image = image::open(written[0].as_ref().unwrap().path()).unwrap();
+    assert_eq!((image.width(), image.height()), (28, 28));
+}

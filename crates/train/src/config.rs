@@ -168,10 +168,13 @@ impl RunConfig {
 
     /// Parses and validates TOML text; `source` names it in errors.
     pub fn parse(text: &str, source: &str) -> Result<Self, ConfigError> {
-        let deserializer = toml::Deserializer::parse(text).map_err(|e| ConfigError {
-            origin: source.to_string(),
-            key: String::new(),
-            reason: one_line(e.message()),
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| {
+            let line = e.span().map_or(1, |span| line_of(text, span.start));
+            ConfigError {
+                origin: source.to_string(),
+                key: String::new(),
+                reason: format!("line {line}: {}", one_line(e.message())),
+            }
         })?;
         let config: RunConfig =
             serde_path_to_error::deserialize(deserializer).map_err(|e| ConfigError {
@@ -272,6 +275,13 @@ fn key_of(path: &serde_path_to_error::Path) -> String {
         .to_string()
 }
 
+fn line_of(text: &str, offset: usize) -> usize {
+    1 + text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+}
+
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -348,9 +358,9 @@ mod tests {
 
     #[test]
     fn broken_toml_is_one_line_naming_the_file() {
-        let err = parse_err("[training\nepochs = 2");
+        let err = parse_err("seed = 1\n[training\nepochs = 2");
         let line = err.to_string();
-        assert!(line.starts_with("test.toml: "), "{line}");
+        assert!(line.starts_with("test.toml: line 2: "), "{line}");
         assert!(!line.contains('\n'), "{line}");
     }
 

@@ -166,10 +166,11 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
     )
     .with_context(|| format!("{}: cannot write", summary_path.display()))?;
     println!(
-        "test accuracy {:.2}% (loss {:.4}) after {} epochs in {:.1} s; model saved to {}",
+        "test accuracy {:.2}% (loss {:.4}) after {} epoch{} in {:.1} s; model saved to {}",
         summary.test_accuracy,
         summary.test_loss,
         summary.epochs,
+        if summary.epochs == 1 { "" } else { "s" },
         summary.train_seconds,
         model_path.display()
     );
