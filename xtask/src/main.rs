@@ -2,6 +2,7 @@
 //!
 //! Each task is a module; tasks only orchestrate cargo and the project's binaries.
 
+mod bench;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -19,11 +20,14 @@ struct Cli {
 enum Task {
     /// Build the trainer (optimised) and train a model.
     Train(train::Args),
+    /// Time training and inference, with peak memory, as a markdown table.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Train(args) => train::run(args),
+        Task::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -40,6 +44,15 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask lives inside the workspace")
         .to_path_buf()
+}
+
+/// A binary built by `cargo build` in the shared (optimised) dev profile.
+fn binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    target
+        .join("debug")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// A user-given path made absolute against the caller's directory, so it survives the move

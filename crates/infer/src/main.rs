@@ -45,8 +45,12 @@ fn main() -> ExitCode {
 /// Classifies every input; returns whether all of them could be classified.
 fn run(cli: Cli) -> anyhow::Result<bool> {
     let source = cli.model.map_or(ModelSource::Shipped, ModelSource::RunDir);
+    let ready = cli.backend.init()?;
+    if cli.backend == BackendKind::Wgpu {
+        eprintln!("using {}", ready.description);
+    }
     let classifier =
-        DigitClassifier::load(&source, cli.backend.device()).context("cannot load the model")?;
+        DigitClassifier::load(&source, ready.device).context("cannot load the model")?;
     if let Some(dir) = &cli.save_preprocessed {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;

@@ -1,6 +1,6 @@
 //! The run-time choice of backend, shared by every binary that builds a [`Device`].
 
-use burn::tensor::{Device, DeviceKind};
+use burn::tensor::Device;
 use std::fmt;
 use std::str::FromStr;
 
@@ -29,16 +29,77 @@ impl BackendKind {
         }
     }
 
-    /// A device for inference (no autodiff); call `.autodiff()` on it to train.
-    pub fn device(self) -> Device {
+    /// Initialises the backend and returns its device (without autodiff; call `.autodiff()`
+    /// on it to train) and a description of what was picked.
+    ///
+    /// For wgpu this acquires the adapter now, so a machine without one fails here with an
+    /// error instead of a panic on the first tensor.
+    pub fn init(self) -> Result<ReadyDevice, BackendError> {
         match self {
-            BackendKind::Flex => Device::flex(),
+            BackendKind::Flex => Ok(ReadyDevice {
+                device: Device::flex(),
+                description: "flex (CPU)".into(),
+            }),
             // Kept selectable for comparison; its deprecation is acknowledged here only.
             #[allow(deprecated)]
-            BackendKind::Ndarray => Device::ndarray(),
-            BackendKind::Wgpu => Device::wgpu(DeviceKind::DefaultDevice),
+            BackendKind::Ndarray => Ok(ReadyDevice {
+                device: Device::ndarray(),
+                description: "ndarray (CPU)".into(),
+            }),
+            BackendKind::Wgpu => {
+                let (device, setup) = Device::wgpu_options()
+                    .init_with_setup()
+                    .map_err(|e| BackendError::NoAdapter(one_line(&e.to_string())))?;
+                let info = setup.adapter.get_info();
+                let driver = [info.driver.as_str(), info.driver_info.as_str()]
+                    .into_iter()
+                    .filter(|part| !part.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Ok(ReadyDevice {
+                    device,
+                    description: format!(
+                        "wgpu on {} ({:?}, {:?}; {driver})",
+                        info.name, info.device_type, info.backend
+                    ),
+                })
+            }
         }
     }
+}
+
+/// A backend's device, ready for tensors.
+#[derive(Clone, Debug)]
+pub struct ReadyDevice {
+    pub device: Device,
+    /// What was picked, for the user: e.g. the GPU adapter's name, type and API.
+    pub description: String,
+}
+
+/// Why a backend could not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendError {
+    /// wgpu found no usable adapter: no GPU driver, no Vulkan/Metal/DX12/GL implementation.
+    NoAdapter(String),
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendError::NoAdapter(reason) => write!(
+                f,
+                "wgpu found no usable GPU adapter ({reason}); install your GPU's driver, or Mesa's \
+                 software Vulkan (Debian/Ubuntu: mesa-vulkan-drivers) to try it without a GPU, \
+                 or use --backend flex"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 impl fmt::Display for BackendKind {

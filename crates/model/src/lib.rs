@@ -3,7 +3,7 @@
 
 mod backend;
 
-pub use backend::{BackendKind, UnknownBackend};
+pub use backend::{BackendError, BackendKind, ReadyDevice, UnknownBackend};
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};

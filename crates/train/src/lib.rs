@@ -10,4 +10,4 @@ pub mod report;
 pub mod run;
 
 pub use config::{ConfigError, RunConfig};
-pub use run::{Summary, TrainOptions, evaluate, train};
+pub use run::{Summary, TrainOptions, train};

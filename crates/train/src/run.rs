@@ -8,9 +8,7 @@ use crate::quiet::QuietRenderer;
 use crate::report::EpochReport;
 use anyhow::{Context, bail};
 use burn::data::dataloader::DataLoaderBuilder;
-use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::AdamConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::prelude::*;
@@ -18,7 +16,7 @@ use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
 use data::{DataError, MnistBatcher, MnistDataset, Split};
-use model::{BackendKind, Cnn};
+use model::BackendKind;
 use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -37,10 +35,10 @@ pub struct TrainOptions {
     pub download: bool,
 }
 
-/// `summary.json`: the final model's test figures and how long training took.
+/// `summary.json`: the final (last-epoch) model's test figures and how long training took.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
-    /// Percent, of the final (last-epoch) model on the test set.
+    /// Percent, as measured by the Learner's test pass after the last epoch.
     pub test_accuracy: f64,
     pub test_loss: f64,
     pub epochs: usize,
@@ -81,7 +79,8 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
     })?;
 
     let (train_set, test_set) = load_mnist(&config, options.download)?;
-    let device = options.backend.device();
+    let ready = options.backend.init()?;
+    let device = ready.device;
     device.seed(config.seed);
     let autodiff = device.clone().autodiff();
 
@@ -114,7 +113,7 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
         println!(
             "training {} on {} for {epochs} epoch{} ({} training, {} test images)",
             options.config_path.display(),
-            options.backend,
+            ready.description,
             if epochs == 1 { "" } else { "s" },
             train_set.len(),
             test_set.len()
@@ -132,6 +131,12 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
         .with_weight_decay((o.weight_decay > 0.0).then(|| WeightDecayConfig::new(o.weight_decay)))
         .init();
 
+    if options.backend == BackendKind::Wgpu {
+        eprintln!(
+            "wgpu compiles its kernels during the first steps: a minute or more on a software \
+             driver, seconds on a GPU; they are cached for later runs"
+        );
+    }
     let started = Instant::now();
     let result = training.launch(Learner::new(classifier, optimizer, o.learning_rate));
     let train_seconds = started.elapsed().as_secs_f64();
@@ -143,17 +148,20 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
     }
     drop(result.renderer);
 
-    let cnn = result.model.cnn.valid().fork(&device);
     let model_path = artifact_dir.join("model.bpk");
-    let record = cnn.clone().into_record().into_bytes()?;
+    let record = result.model.cnn.valid().into_record().into_bytes()?;
     write_atomic(&model_path, &record)
         .with_context(|| format!("{}: cannot write", model_path.display()))?;
 
-    let (test_loss, test_accuracy) = evaluate(&cnn, &test_set, config.training.batch_size, &device);
+    // The Learner evaluated this very model on the test set at the end of the last epoch.
+    let rows = rows.lock().map(|rows| rows.clone()).unwrap_or_default();
+    let Some(last) = rows.last() else {
+        bail!("training finished without completing an epoch");
+    };
     let summary = Summary {
-        test_accuracy,
-        test_loss,
-        epochs: rows.lock().map(|r| r.len()).unwrap_or(0),
+        test_accuracy: last.valid_accuracy,
+        test_loss: last.valid_loss,
+        epochs: rows.len(),
         train_seconds,
         backend: options.backend.to_string(),
         train_images: train_set.len(),
@@ -213,35 +221,4 @@ fn load_mnist(config: &RunConfig, download: bool) -> anyhow::Result<(MnistDatase
         None => test,
     };
     Ok((train, test))
-}
-
-/// Mean cross-entropy and accuracy (percent) of `cnn` over `dataset`, batched as in training.
-pub fn evaluate(
-    cnn: &Cnn,
-    dataset: &MnistDataset,
-    batch_size: usize,
-    device: &Device,
-) -> (f64, f64) {
-    let loss = CrossEntropyLossConfig::new().init(device);
-    let (mut loss_sum, mut correct) = (0.0, 0i64);
-    for start in (0..dataset.len()).step_by(batch_size.max(1)) {
-        let end = (start + batch_size).min(dataset.len());
-        let items = (start..end).filter_map(|i| dataset.item(i)).collect();
-        let batch = MnistBatcher.batch(items, device);
-        let logits = cnn.forward(batch.images);
-        let batch_loss: f64 = loss
-            .forward(logits.clone(), batch.targets.clone())
-            .into_scalar::<f64>();
-        loss_sum += batch_loss * (end - start) as f64;
-        let hits: i64 = logits
-            .argmax(1)
-            .squeeze_dim::<1>(1)
-            .equal(batch.targets)
-            .int()
-            .sum()
-            .into_scalar::<i64>();
-        correct += hits;
-    }
-    let n = dataset.len().max(1) as f64;
-    (loss_sum / n, 100.0 * correct as f64 / n)
 }

@@ -240,3 +240,23 @@ fn an_unwritable_artifact_dir_is_named() {
     ]);
     assert_refused(&output, &[run.to_str().unwrap()]);
 }
+
+#[test]
+fn wgpu_without_any_adapter_fails_fast_with_one_line() {
+    let started = std::time::Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_train"))
+        .args(["--config", "configs/smoke.toml", "--backend", "wgpu"])
+        .current_dir(root())
+        // Hide every Vulkan driver and every EGL (OpenGL) vendor from the loaders.
+        .env("VK_ICD_FILENAMES", "/nonexistent")
+        .env("VK_DRIVER_FILES", "/nonexistent")
+        .env("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_refused(&output, &["no usable GPU adapter", "--backend flex"]);
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "took {:?}",
+        started.elapsed()
+    );
+}
