@@ -20,6 +20,12 @@ pub struct Args {
     /// Download MNIST from the public mirrors when its files are missing.
     #[arg(long)]
     download: bool,
+    /// Continue the run in the artifact directory from its last complete epoch.
+    #[arg(long)]
+    resume: bool,
+    /// Override a config value, e.g. `--set optimizer.learning_rate=0.01` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -36,6 +42,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.download {
         command.push("--download".into());
+    }
+    if args.resume {
+        command.push("--resume".into());
+    }
+    for setting in args.overrides {
+        command.extend(["--set".into(), setting]);
     }
     cargo(&command)
 }

@@ -48,6 +48,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     let ready = cli.backend.init()?;
     if cli.backend == BackendKind::Wgpu {
         eprintln!("using {}", ready.description);
+        eprintln!(
+            "the first run compiles wgpu's kernels (slow on a software driver); later runs reuse them"
+        );
     }
     let classifier =
         DigitClassifier::load(&source, ready.device).context("cannot load the model")?;

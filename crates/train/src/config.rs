@@ -262,6 +262,47 @@ impl RunConfig {
         Ok(())
     }
 
+    /// Applies `KEY=VALUE` settings (dotted keys, TOML values; bare words are strings) over
+    /// this config, each checked like a file's value and named as `--set KEY=VALUE` in errors.
+    pub fn with_overrides(self, overrides: &[String]) -> Result<Self, ConfigError> {
+        let mut config = self;
+        for setting in overrides {
+            let origin = format!("--set {setting}");
+            let fail = |key: &str, reason: String| ConfigError {
+                origin: origin.clone(),
+                key: key.to_string(),
+                reason,
+            };
+            let Some((key, value)) = setting.split_once('=') else {
+                return Err(fail("", "expected KEY=VALUE".into()));
+            };
+            let key = key.trim();
+            let value = toml::from_str::<toml::Table>(&format!("v = {}", value.trim()))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(value.trim().to_string()));
+            let mut table = toml::Table::try_from(&config).expect("a RunConfig always serialises");
+            let mut parts: Vec<&str> = key.split('.').collect();
+            let last = parts.pop().unwrap_or_default();
+            let mut slot = &mut table;
+            for part in parts {
+                slot = match slot.get_mut(part) {
+                    Some(toml::Value::Table(inner)) => inner,
+                    _ => return Err(fail(key, "no such section".into())),
+                };
+            }
+            if !slot.contains_key(last) && !matches!(last, "train_limit" | "test_limit") {
+                return Err(fail(key, "unknown key".into()));
+            }
+            slot.insert(last.to_string(), value);
+            config = Self::parse(
+                &toml::to_string(&table).expect("a table serialises"),
+                &origin,
+            )?;
+        }
+        Ok(config)
+    }
+
     /// The resolved config, every key written out, as saved beside a run's model.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a RunConfig always serialises")
@@ -362,6 +403,35 @@ mod tests {
         let line = err.to_string();
         assert!(line.starts_with("test.toml: line 2: "), "{line}");
         assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn overrides_are_applied_and_checked() {
+        let set = |s: &[&str]| {
+            RunConfig::default()
+                .with_overrides(&s.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        let config = set(&[
+            "optimizer.learning_rate=0.01",
+            "training.epochs = 3",
+            "data.train_limit=500",
+        ])
+        .unwrap();
+        assert_eq!(config.optimizer.learning_rate, 0.01);
+        assert_eq!(config.training.epochs, 3);
+        assert_eq!(config.data.train_limit, Some(500));
+        assert_eq!(config.data.dir, RunConfig::default().data.dir);
+
+        let err = set(&["training.batch_size=0"]).unwrap_err();
+        assert_eq!(err.origin, "--set training.batch_size=0");
+        assert_eq!(err.key, "training.batch_size");
+        let err = set(&["optimizer.lr=0.01"]).unwrap_err();
+        assert_eq!(err.key, "optimizer.lr", "{err}");
+        let err = set(&["optimiser.learning_rate=0.01"]).unwrap_err();
+        assert!(err.reason.contains("no such section"), "{err}");
+        let err = set(&["training.epochs=many"]).unwrap_err();
+        assert_eq!(err.key, "training.epochs", "{err}");
+        assert!(set(&["epochs"]).unwrap_err().reason.contains("KEY=VALUE"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! checkpoints, and a run directory holding everything needed to reuse the model.
 
 pub mod artifacts;
+pub mod checkpoint;
 pub mod classifier;
 pub mod config;
 pub mod fetch;

@@ -22,6 +22,12 @@ struct Cli {
     /// Download MNIST from the public mirrors when its files are missing.
     #[arg(long)]
     download: bool,
+    /// Continue the run in the artifact directory from its last complete epoch.
+    #[arg(long)]
+    resume: bool,
+    /// Override a config value, e.g. `--set optimizer.learning_rate=0.01` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -32,6 +38,8 @@ fn main() -> ExitCode {
         epochs: cli.epochs,
         artifact_dir: cli.artifact_dir,
         download: cli.download,
+        resume: cli.resume,
+        overrides: cli.overrides,
     };
     match train::train(&options) {
         Ok(_) => ExitCode::SUCCESS,

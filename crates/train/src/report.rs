@@ -30,6 +30,35 @@ impl EpochRow {
     pub const CSV_HEADER: &'static str =
         "epoch,train_loss,train_accuracy,valid_loss,valid_accuracy,seconds,images_per_second";
 
+    /// Parses a line written by [`EpochRow::csv`].
+    pub fn from_csv(line: &str) -> Option<Self> {
+        let values: Vec<f64> = line
+            .split(',')
+            .map(|v| v.trim().parse().ok())
+            .collect::<Option<_>>()?;
+        let [
+            epoch,
+            train_loss,
+            train_accuracy,
+            valid_loss,
+            valid_accuracy,
+            seconds,
+            images_per_second,
+        ] = values[..]
+        else {
+            return None;
+        };
+        Some(Self {
+            epoch: epoch as usize,
+            train_loss,
+            train_accuracy,
+            valid_loss,
+            valid_accuracy,
+            seconds,
+            images_per_second,
+        })
+    }
+
     fn csv(&self) -> String {
         format!(
             "{},{:.6},{:.4},{:.6},{:.4},{:.3},{:.1}",
@@ -94,6 +123,14 @@ impl EpochReport {
         }
     }
 
+    /// Starts from the rows of epochs already done (when resuming).
+    pub fn with_rows(self, rows: Vec<EpochRow>) -> Self {
+        if let Ok(mut shared) = self.rows.lock() {
+            *shared = rows;
+        }
+        self
+    }
+
     /// The rows reported so far, shared with this logger.
     pub fn rows(&self) -> Arc<Mutex<Vec<EpochRow>>> {
         self.rows.clone()
@@ -126,7 +163,7 @@ impl EpochReport {
         let Ok(mut rows) = self.rows.lock() else {
             return;
         };
-        rows.retain(|r| r.epoch != epoch);
+        rows.retain(|r| r.epoch < epoch);
         rows.push(row);
         let mut csv = String::from(EpochRow::CSV_HEADER);
         for row in rows.iter() {

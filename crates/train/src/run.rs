@@ -1,11 +1,12 @@
 //! One training run, from a config file to a directory of artifacts.
 
 use crate::artifacts::write_atomic;
+use crate::checkpoint::last_complete_epoch;
 use crate::classifier::Classifier;
 use crate::config::RunConfig;
 use crate::fetch::download_missing;
 use crate::quiet::QuietRenderer;
-use crate::report::EpochReport;
+use crate::report::{EpochReport, EpochRow};
 use anyhow::{Context, bail};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
@@ -14,7 +15,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::prelude::*;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LossMetric};
-use burn::train::{Learner, SupervisedTraining};
+use burn::train::{Interrupter, Learner, SupervisedTraining};
 use data::{DataError, MnistBatcher, MnistDataset, Split};
 use model::BackendKind;
 use serde::Serialize;
@@ -33,6 +34,10 @@ pub struct TrainOptions {
     pub artifact_dir: Option<PathBuf>,
     /// Fetch missing MNIST files from the public mirrors instead of failing.
     pub download: bool,
+    /// Continue the run in the artifact directory from its last complete epoch.
+    pub resume: bool,
+    /// `KEY=VALUE` settings applied over the config, e.g. `optimizer.learning_rate=0.01`.
+    pub overrides: Vec<String>,
 }
 
 /// `summary.json`: the final (last-epoch) model's test figures and how long training took.
@@ -52,15 +57,35 @@ pub struct Summary {
 /// Trains as `options` say and writes `model.bpk`, `config.toml`, `metrics.csv`,
 /// `summary.json` and `checkpoint/` into the artifact directory.
 pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
-    let mut config = RunConfig::load(&options.config_path)?;
-    if let Some(epochs) = options.epochs {
-        config.training.epochs = epochs;
-        config.validate("--epochs")?;
-    }
     let artifact_dir = options
         .artifact_dir
         .clone()
         .unwrap_or_else(|| default_artifact_dir(&options.config_path));
+    // A resumed run keeps the recipe it started with, saved beside its checkpoints.
+    let config_path = if options.resume {
+        let saved = artifact_dir.join("config.toml");
+        if !saved.is_file() {
+            bail!(
+                "{}: not found; there is no run to resume in {}",
+                saved.display(),
+                artifact_dir.display()
+            );
+        }
+        saved
+    } else {
+        options.config_path.clone()
+    };
+    let mut config = RunConfig::load(&config_path)?.with_overrides(&options.overrides)?;
+    if let Some(epochs) = options.epochs {
+        config.training.epochs = epochs;
+        config.validate("--epochs")?;
+    }
+    let checkpoint_dir = artifact_dir.join("checkpoint");
+    let resume_from = if options.resume {
+        last_complete_epoch(&checkpoint_dir)
+    } else {
+        None
+    };
     std::fs::create_dir_all(&artifact_dir).with_context(|| {
         format!(
             "{}: cannot create the artifact directory",
@@ -95,19 +120,35 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
         .build(test_set.clone());
 
     let epochs = config.training.epochs;
+    let metrics_path = artifact_dir.join("metrics.csv");
+    let done_rows = match resume_from {
+        Some(epoch) => read_rows(&metrics_path, epoch),
+        None => Vec::new(),
+    };
     let report = EpochReport::new(
-        artifact_dir.join("metrics.csv"),
+        metrics_path,
         !std::io::stdout().is_terminal(),
         epochs,
         train_set.len(),
-    );
+    )
+    .with_rows(done_rows);
     let rows = report.rows();
     let mut training = SupervisedTraining::new(&artifact_dir, train_loader, test_loader)
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .with_metric_logger(report)
         .with_default_checkpointers()
-        .with_checkpointing_strategy(KeepLastNCheckpoints::new(epochs))
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(epochs.max(1)))
         .num_epochs(epochs);
+    if let Some(epoch) = resume_from {
+        println!("resuming {} after epoch {epoch}", artifact_dir.display());
+        training = training.checkpoint(epoch);
+    } else if options.resume {
+        println!(
+            "no complete checkpoint in {}; starting from the beginning",
+            checkpoint_dir.display()
+        );
+    }
+    stop_on_ctrl_c(training.interrupter());
     if !std::io::stdout().is_terminal() {
         training = training.renderer(Box::new(QuietRenderer));
         println!(
@@ -144,7 +185,18 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
         bail!("training failed: {error}");
     }
     if let Some(stop) = result.interrupted {
-        bail!("training stopped early: {stop:?}");
+        let resume = format!(
+            "cargo xtask train --resume --artifact-dir {}",
+            artifact_dir.display()
+        );
+        let kept = last_complete_epoch(&checkpoint_dir).map_or_else(
+            || "no epoch was completed".to_string(),
+            |e| format!("epoch {e} is the last complete checkpoint"),
+        );
+        bail!(
+            "training stopped ({}); {kept}; resume with: {resume}",
+            stop.reason.as_deref().unwrap_or("interrupted")
+        );
     }
     drop(result.renderer);
 
@@ -183,6 +235,60 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
         model_path.display()
     );
     Ok(summary)
+}
+
+/// The rows of `metrics.csv` for epochs up to `last_epoch` (those a resumed run keeps).
+fn read_rows(path: &Path, last_epoch: usize) -> Vec<EpochRow> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(EpochRow::from_csv)
+        .filter(|row| row.epoch <= last_epoch)
+        .collect()
+}
+
+/// The first Ctrl-C stops training at the next batch boundary, keeping every finished
+/// checkpoint; a second one quits at once.
+fn stop_on_ctrl_c(interrupter: Interrupter) {
+    #[cfg(unix)]
+    {
+        ctrl_c::install();
+        std::thread::spawn(move || {
+            while !ctrl_c::pressed() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            eprintln!("stopping at the next batch (Ctrl-C again to quit now)");
+            interrupter.stop(Some("Ctrl-C"));
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = interrupter;
+}
+
+#[cfg(unix)]
+mod ctrl_c {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static PRESSES: AtomicUsize = AtomicUsize::new(0);
+
+    extern "C" fn on_sigint(_signal: libc::c_int) {
+        // Only async-signal-safe work here: an atomic counter, and `_exit` on the second press.
+        if PRESSES.fetch_add(1, Ordering::SeqCst) > 0 {
+            // SAFETY: `_exit` is async-signal-safe and ends the process without unwinding.
+            unsafe { libc::_exit(130) };
+        }
+    }
+
+    pub fn install() {
+        let handler = on_sigint as extern "C" fn(libc::c_int);
+        // SAFETY: the handler only touches an atomic and calls `_exit`.
+        unsafe { libc::signal(libc::SIGINT, handler as libc::sighandler_t) };
+    }
+
+    pub fn pressed() -> bool {
+        PRESSES.load(Ordering::SeqCst) > 0
+    }
 }
 
 /// `artifacts/<stem of the config file>`.

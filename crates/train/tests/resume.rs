@@ -1,0 +1,210 @@
+//! Interrupted runs: killed outright or stopped with Ctrl-C, then resumed to the end.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn train_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_train"));
+    command.args(args).current_dir(root());
+    command
+}
+
+/// Three epochs of 30,000 images: a few seconds each on flex, long enough to interrupt.
+fn three_epoch_config(dir: &Path) -> PathBuf {
+    let config = dir.join("three.toml");
+    std::fs::write(
+        &config,
+        "[training]\nepochs = 3\n[data]\ntrain_limit = 30000\ntest_limit = 1000\n",
+    )
+    .unwrap();
+    config
+}
+
+fn wait_for(path: &Path, child: &mut Child) {
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "training ended before {}",
+            path.display()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn epochs_in(run: &Path) -> Vec<usize> {
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+fn assert_finished(run: &Path, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert_eq!(epochs_in(run), vec![1, 2, 3], "every epoch once, in order");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["epochs"], 3);
+    let accuracy = summary["test_accuracy"].as_f64().unwrap();
+    assert!(accuracy > 90.0, "accuracy after resuming: {accuracy}%");
+    infer::DigitClassifier::load(
+        &infer::ModelSource::RunDir(run.to_path_buf()),
+        burn::tensor::Device::flex(),
+    )
+    .expect("the final model loads");
+}
+
+#[test]
+fn a_run_killed_mid_epoch_resumes_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = three_epoch_config(dir.path());
+    let run = dir.path().join("run");
+    let mut child = train_command(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for(&run.join("checkpoint/scheduler-1.bpk"), &mut child);
+    std::thread::sleep(Duration::from_millis(600));
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    assert!(!run.join("model.bpk").exists(), "killed before the end");
+
+    let output = train_command(&["--resume", "--artifact-dir", run.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        text(&output.stdout).contains("resuming"),
+        "{}",
+        text(&output.stdout)
+    );
+    assert_finished(&run, &output);
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = three_epoch_config(dir.path());
+    let run = dir.path().join("run");
+    let mut child = train_command(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for(&run.join("checkpoint/scheduler-1.bpk"), &mut child);
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "an interrupted run is not a success"
+    );
+    assert!(
+        stderr.contains("resume with: cargo xtask train --resume --artifact-dir"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let output = train_command(&["--resume", "--artifact-dir", run.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_finished(&run, &output);
+}
+
+#[test]
+fn the_same_config_gives_the_same_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let learned = |name: &str| {
+        let run = dir.path().join(name);
+        let output = train_command(&[
+            "--config",
+            "configs/smoke.toml",
+            "--artifact-dir",
+            run.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        // Everything but the timing columns.
+        std::fs::read_to_string(run.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .map(|line| line.split(',').take(5).collect::<Vec<_>>().join(","))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(learned("first"), learned("second"));
+}
+
+#[test]
+fn settings_from_the_command_line_are_used_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let output = train_command(&[
+        "--config",
+        "configs/smoke.toml",
+        "--set",
+        "data.train_limit=2000",
+        "--set",
+        "training.batch_size=64",
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        saved.contains("train_limit = 2000") && saved.contains("batch_size = 64"),
+        "{saved}"
+    );
+
+    let output = train_command(&[
+        "--config",
+        "configs/smoke.toml",
+        "--set",
+        "optimizer.learning_rate=-1",
+    ])
+    .output()
+    .unwrap();
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success());
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--set optimizer.learning_rate=-1") && stderr.contains("positive"),
+        "{stderr}"
+    );
+}
