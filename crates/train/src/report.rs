@@ -2,6 +2,7 @@
 //! events, so the numbers on screen and on disk are the Learner's own.
 
 use crate::artifacts::write_atomic;
+use burn::train::Interrupter;
 use burn::train::logger::MetricLogger;
 use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
 use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
@@ -101,6 +102,7 @@ pub struct EpochReport {
     epoch_started: Option<Instant>,
     train_seconds: f64,
     rows: Arc<Mutex<Vec<EpochRow>>>,
+    guard: Option<Interrupter>,
 }
 
 impl EpochReport {
@@ -120,7 +122,15 @@ impl EpochReport {
             epoch_started: None,
             train_seconds: 0.0,
             rows: Arc::default(),
+            guard: None,
         }
+    }
+
+    /// Stops training (at the next batch) as soon as a training loss is NaN or infinite, so
+    /// the checkpoints of the epochs before it stay the last ones on disk.
+    pub fn stop_on_non_finite_loss(mut self, interrupter: Interrupter) -> Self {
+        self.guard = Some(interrupter);
+        self
     }
 
     /// Starts from the rows of epochs already done (when resuming).
@@ -199,6 +209,13 @@ impl MetricLogger for EpochReport {
                     aggregated_value, ..
                 } => aggregated_value,
             };
+            if !valid && name == "Loss" && !value.is_finite() {
+                if let Some(interrupter) = &self.guard {
+                    interrupter.stop(Some(&format!(
+                        "the training loss became {value}; lower optimizer.learning_rate"
+                    )));
+                }
+            }
             self.latest.insert((valid, name.clone()), value);
         }
     }

@@ -13,6 +13,7 @@ use burn::data::dataset::Dataset;
 use burn::optim::AdamConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::prelude::*;
+use burn::store::ModuleRecord;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Interrupter, Learner, SupervisedTraining};
@@ -120,6 +121,7 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
         .build(test_set.clone());
 
     let epochs = config.training.epochs;
+    let interrupter = Interrupter::new();
     let metrics_path = artifact_dir.join("metrics.csv");
     let done_rows = match resume_from {
         Some(epoch) => read_rows(&metrics_path, epoch),
@@ -133,7 +135,9 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
     )
     .with_rows(done_rows);
     let rows = report.rows();
+    let report = report.stop_on_non_finite_loss(interrupter.clone());
     let mut training = SupervisedTraining::new(&artifact_dir, train_loader, test_loader)
+        .with_interrupter(interrupter.clone())
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .with_metric_logger(report)
         .with_default_checkpointers()
@@ -148,7 +152,7 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
             checkpoint_dir.display()
         );
     }
-    stop_on_ctrl_c(training.interrupter());
+    stop_on_ctrl_c(interrupter);
     if !std::io::stdout().is_terminal() {
         training = training.renderer(Box::new(QuietRenderer));
         println!(
@@ -161,9 +165,22 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
         );
     }
 
-    let classifier = Classifier {
+    let mut classifier = Classifier {
         cnn: config.model.cnn().init(&autodiff),
     };
+    if let Some(epoch) = resume_from {
+        // Burn panics on a checkpoint that does not fit; check it here to say why instead.
+        let path = checkpoint_dir.join(format!("model-{epoch}.bpk"));
+        let record = ModuleRecord::load(&path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+        classifier = classifier.try_load_record(record).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: does not match the network in {}: {e}",
+                path.display(),
+                config_path.display()
+            )
+        })?;
+    }
     let o = &config.optimizer;
     let optimizer = AdamConfig::new()
         .with_beta_1(o.beta1)
@@ -185,18 +202,20 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
         bail!("training failed: {error}");
     }
     if let Some(stop) = result.interrupted {
-        let resume = format!(
-            "cargo xtask train --resume --artifact-dir {}",
-            artifact_dir.display()
-        );
         let kept = last_complete_epoch(&checkpoint_dir).map_or_else(
             || "no epoch was completed".to_string(),
             |e| format!("epoch {e} is the last complete checkpoint"),
         );
-        bail!(
-            "training stopped ({}); {kept}; resume with: {resume}",
-            stop.reason.as_deref().unwrap_or("interrupted")
-        );
+        match stop.reason.as_deref() {
+            Some(CTRL_C) => bail!(
+                "training stopped (Ctrl-C); {kept}; resume with: cargo xtask train --resume --artifact-dir {}",
+                artifact_dir.display()
+            ),
+            reason => bail!(
+                "training stopped: {}; {kept}",
+                reason.unwrap_or("interrupted")
+            ),
+        }
     }
     drop(result.renderer);
 
@@ -248,6 +267,9 @@ fn read_rows(path: &Path, last_epoch: usize) -> Vec<EpochRow> {
         .collect()
 }
 
+/// The reason given to the Learner when the user presses Ctrl-C.
+const CTRL_C: &str = "Ctrl-C";
+
 /// The first Ctrl-C stops training at the next batch boundary, keeping every finished
 /// checkpoint; a second one quits at once.
 fn stop_on_ctrl_c(interrupter: Interrupter) {
@@ -259,7 +281,7 @@ fn stop_on_ctrl_c(interrupter: Interrupter) {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             eprintln!("stopping at the next batch (Ctrl-C again to quit now)");
-            interrupter.stop(Some("Ctrl-C"));
+            interrupter.stop(Some(CTRL_C));
         });
     }
     #[cfg(not(unix))]

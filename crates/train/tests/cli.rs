@@ -260,3 +260,22 @@ fn wgpu_without_any_adapter_fails_fast_with_one_line() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_diverging_loss_stops_the_run_with_a_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let output = train(&[
+        "--config",
+        "configs/smoke.toml",
+        "--set",
+        "optimizer.learning_rate=1e12",
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ]);
+    assert_refused(&output, &["training loss became NaN", "learning_rate"]);
+    assert!(
+        !run.join("model.bpk").exists(),
+        "no model is saved from a diverged run"
+    );
+}

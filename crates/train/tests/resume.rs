@@ -208,3 +208,42 @@ fn settings_from_the_command_line_are_used_and_checked() {
         "{stderr}"
     );
 }
+
+#[test]
+fn resuming_with_a_config_that_does_not_fit_the_checkpoint_names_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let output = train_command(&[
+        "--config",
+        "configs/smoke.toml",
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let config = run.join("config.toml");
+    let edited = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("conv1_channels = 10", "conv1_channels = 12");
+    std::fs::write(&config, edited).unwrap();
+
+    let output = train_command(&[
+        "--resume",
+        "--epochs",
+        "2",
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success());
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("model-1.bpk")
+            && stderr.contains("config.toml")
+            && stderr.contains("does not match"),
+        "{stderr}"
+    );
+}
