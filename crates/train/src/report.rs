@@ -209,12 +209,14 @@ impl MetricLogger for EpochReport {
                     aggregated_value, ..
                 } => aggregated_value,
             };
-            if !valid && name == "Loss" && !value.is_finite() {
-                if let Some(interrupter) = &self.guard {
-                    interrupter.stop(Some(&format!(
-                        "the training loss became {value}; lower optimizer.learning_rate"
-                    )));
-                }
+            if !valid
+                && name == "Loss"
+                && !value.is_finite()
+                && let Some(interrupter) = &self.guard
+            {
+                interrupter.stop(Some(&format!(
+                    "the training loss became {value}; lower optimizer.learning_rate"
+                )));
             }
             self.latest.insert((valid, name.clone()), value);
         }
