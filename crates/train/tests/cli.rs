@@ -166,7 +166,8 @@ fn an_unknown_backend_is_refused() {
     assert!(text(&output.stderr).contains("unknown backend `cuda`"));
 }
 
-fn config_with_data_dir(dir: &Path, data_dir: &Path) -> PathBuf {
+/// Trains, inside `dir`, a tiny run reading MNIST from `data_dir`.
+fn train_on_data_dir(dir: &Path, data_dir: &Path) -> Output {
     let config = dir.join("smoke.toml");
     std::fs::write(
         &config,
@@ -176,7 +177,13 @@ fn config_with_data_dir(dir: &Path, data_dir: &Path) -> PathBuf {
         ),
     )
     .unwrap();
-    config
+    let run = dir.join("run");
+    train(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ])
 }
 
 #[test]
@@ -184,14 +191,7 @@ fn missing_data_is_named_with_where_to_put_it() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let config = config_with_data_dir(dir.path(), &empty);
-    let run = dir.path().join("run");
-    let output = train(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--artifact-dir",
-        run.to_str().unwrap(),
-    ]);
+    let output = train_on_data_dir(dir.path(), &empty);
     assert_refused(
         &output,
         &["train-images-idx3-ubyte.gz", "not found", "--download"],
@@ -215,14 +215,7 @@ fn corrupt_data_fails_its_checksum() {
     let mut labels = vec![0, 0, 8, 1, 0, 0, 0xea, 0x60];
     labels.extend(std::iter::repeat_n(3u8, 60_000));
     std::fs::write(data.join("train-labels-idx1-ubyte"), labels).unwrap();
-    let config = config_with_data_dir(dir.path(), &data);
-    let run = dir.path().join("run");
-    let output = train(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--artifact-dir",
-        run.to_str().unwrap(),
-    ]);
+    let output = train_on_data_dir(dir.path(), &data);
     assert_refused(&output, &["train-labels-idx1-ubyte", "checksum mismatch"]);
 }
 

@@ -25,6 +25,24 @@ fn three_epoch_config(dir: &Path) -> PathBuf {
     config
 }
 
+/// Starts a three-epoch run in `dir` and returns once its first epoch is checkpointed.
+fn start_after_first_epoch(dir: &Path) -> (Child, PathBuf) {
+    let config = three_epoch_config(dir);
+    let run = dir.join("run");
+    let mut child = train_command(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for(&run.join("checkpoint/scheduler-1.bpk"), &mut child);
+    (child, run)
+}
+
 fn wait_for(path: &Path, child: &mut Child) {
     let started = Instant::now();
     while !path.exists() {
@@ -78,18 +96,7 @@ fn assert_finished(run: &Path, output: &Output) {
 #[test]
 fn a_run_killed_mid_epoch_resumes_to_the_end() {
     let dir = tempfile::tempdir().unwrap();
-    let config = three_epoch_config(dir.path());
-    let run = dir.path().join("run");
-    let mut child = train_command(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--artifact-dir",
-        run.to_str().unwrap(),
-    ])
-    .stdout(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
-    wait_for(&run.join("checkpoint/scheduler-1.bpk"), &mut child);
+    let (mut child, run) = start_after_first_epoch(dir.path());
     std::thread::sleep(Duration::from_millis(600));
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
@@ -109,19 +116,7 @@ fn a_run_killed_mid_epoch_resumes_to_the_end() {
 #[test]
 fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
     let dir = tempfile::tempdir().unwrap();
-    let config = three_epoch_config(dir.path());
-    let run = dir.path().join("run");
-    let mut child = train_command(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--artifact-dir",
-        run.to_str().unwrap(),
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    wait_for(&run.join("checkpoint/scheduler-1.bpk"), &mut child);
+    let (child, run) = start_after_first_epoch(dir.path());
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
