@@ -3,6 +3,7 @@
 //! Each task is a module; tasks only orchestrate cargo and the project's binaries.
 
 mod bench;
+mod eval;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,8 @@ struct Cli {
 enum Task {
     /// Build the trainer (optimised) and train a model.
     Train(train::Args),
+    /// Score a training run on the test set: accuracy, per-digit precision and recall, confusion.
+    Eval(eval::Args),
     /// Time training and inference, with peak memory, as a markdown table.
     Bench(bench::Args),
 }
@@ -27,6 +30,7 @@ enum Task {
 fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Train(args) => train::run(args),
+        Task::Eval(args) => eval::run(args),
         Task::Bench(args) => bench::run(args),
     };
     match result {

@@ -1,6 +1,10 @@
 //! Classifying pictures of digits with a trained network: the shipped one, or any training
 //! run's artifact directory.
 
+mod evaluation;
+
+pub use evaluation::Evaluation;
+
 use burn::module::Module;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
@@ -136,6 +140,22 @@ pub struct DigitClassifier {
 #[derive(Deserialize)]
 struct RunFile {
     model: CnnConfig,
+    #[serde(default)]
+    data: Option<RunData>,
+}
+
+/// The part of a run's `[data]` section evaluation needs.
+#[derive(Deserialize)]
+struct RunData {
+    dir: PathBuf,
+}
+
+/// Where the run in `run_dir` read MNIST from (its `data.dir`, else `data/mnist`).
+pub fn run_data_dir(run_dir: &Path) -> Result<PathBuf, LoadError> {
+    let run = read_run_file(&run_dir.join("config.toml"))?;
+    Ok(run
+        .data
+        .map_or_else(|| PathBuf::from("data/mnist"), |data| data.dir))
 }
 
 impl DigitClassifier {
@@ -227,22 +247,24 @@ impl DigitClassifier {
 }
 
 fn read_run_config(path: &Path) -> Result<CnnConfig, LoadError> {
+    read_run_file(path).map(|run| run.model)
+}
+
+fn read_run_file(path: &Path) -> Result<RunFile, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LoadError::Missing {
             path: path.to_path_buf(),
-            hint: "--model wants a training run's artifact directory",
+            hint: "expected a training run's artifact directory",
         },
         _ => LoadError::Unreadable {
             path: path.to_path_buf(),
             reason: e.to_string(),
         },
     })?;
-    toml::from_str::<RunFile>(&text)
-        .map(|run| run.model)
-        .map_err(|e| LoadError::Unreadable {
-            path: path.to_path_buf(),
-            reason: e.message().split_whitespace().collect::<Vec<_>>().join(" "),
-        })
+    toml::from_str::<RunFile>(&text).map_err(|e| LoadError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.message().split_whitespace().collect::<Vec<_>>().join(" "),
+    })
 }
 
 fn argmax(values: &[f32]) -> usize {

@@ -221,3 +221,39 @@ fn top_k_and_saved_inputs() {
     let image = image::open(written[0].as_ref().unwrap().path()).unwrap();
     assert_eq!((image.width(), image.height()), (28, 28));
 }
+
+#[test]
+fn eval_scores_a_run_on_the_test_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_dir(dir.path(), 10);
+    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
+        .args(["--artifact-dir", run.to_str().unwrap()])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let accuracy: f64 = stdout
+        .split("test accuracy ")
+        .nth(1)
+        .and_then(|rest| rest.split('%').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy in {stdout}"));
+    assert!(accuracy > 98.0, "{stdout}");
+    assert!(stdout.contains("(10000 images)"), "{stdout}");
+    assert!(stdout.contains("precision  recall"), "{stdout}");
+    let matrix_rows = stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("confusion"))
+        .skip(2)
+        .count();
+    assert_eq!(matrix_rows, 10, "{stdout}");
+
+    let mismatched = run_dir(&dir.path().join("other"), 12);
+    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
+        .args(["--artifact-dir", mismatched.to_str().unwrap()])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, &["model.bpk", "config.toml", "does not match"]);
+}

@@ -1,0 +1,94 @@
+//! Scoring a model on labelled MNIST images through the same path `infer` uses.
+
+use crate::DigitClassifier;
+use data::{MnistDataset, PIXELS};
+use std::fmt;
+
+/// Test-set figures of one model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy, `-ln p(true digit)`.
+    pub loss: f64,
+    /// Percent.
+    pub accuracy: f64,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: [[u32; 10]; 10],
+}
+
+impl Evaluation {
+    /// Classifies every item of `dataset` and tallies the results.
+    pub fn run(classifier: &DigitClassifier, dataset: &MnistDataset) -> Self {
+        let items: Vec<_> = (0..dataset.labels().len())
+            .filter_map(|i| dataset.item(i))
+            .collect();
+        let pixels: Vec<[u8; PIXELS]> = items.iter().map(|item| item.pixels).collect();
+        let mut confusion = [[0u32; 10]; 10];
+        let mut loss = 0.0;
+        for (prediction, item) in classifier.classify(&pixels).iter().zip(&items) {
+            let truth = usize::from(item.label);
+            confusion[truth][prediction.digit.min(9)] += 1;
+            let p = f64::from(prediction.probabilities[truth]).max(1e-12);
+            loss -= p.ln();
+        }
+        let n = items.len().max(1) as f64;
+        let correct: u32 = (0..10).map(|d| confusion[d][d]).sum();
+        Self {
+            loss: loss / n,
+            accuracy: 100.0 * f64::from(correct) / n,
+            confusion,
+        }
+    }
+
+    /// Of the images predicted as `digit`, the share that are `digit` (percent).
+    pub fn precision(&self, digit: usize) -> f64 {
+        let predicted: u32 = (0..10).map(|t| self.confusion[t][digit]).sum();
+        percent(self.confusion[digit][digit], predicted)
+    }
+
+    /// Of the images that are `digit`, the share predicted as `digit` (percent).
+    pub fn recall(&self, digit: usize) -> f64 {
+        let actual: u32 = self.confusion[digit].iter().sum();
+        percent(self.confusion[digit][digit], actual)
+    }
+}
+
+fn percent(part: u32, whole: u32) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * f64::from(part) / f64::from(whole)
+    }
+}
+
+impl fmt::Display for Evaluation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total: u32 = self.confusion.iter().flatten().sum();
+        writeln!(
+            f,
+            "test accuracy {:.2}%  loss {:.4}  ({total} images)\n",
+            self.accuracy, self.loss
+        )?;
+        writeln!(f, "digit  precision  recall  images")?;
+        for digit in 0..10 {
+            writeln!(
+                f,
+                "{digit:>5}  {:>8.2}%  {:>5.2}%  {:>6}",
+                self.precision(digit),
+                self.recall(digit),
+                self.confusion[digit].iter().sum::<u32>()
+            )?;
+        }
+        writeln!(f, "\nconfusion (rows: true digit, columns: predicted)")?;
+        write!(f, "     ")?;
+        for digit in 0..10 {
+            write!(f, "{digit:>6}")?;
+        }
+        for (truth, row) in self.confusion.iter().enumerate() {
+            write!(f, "\n{truth:>5}")?;
+            for count in row {
+                write!(f, "{count:>6}")?;
+            }
+        }
+        Ok(())
+    }
+}
