@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod classifier;
 pub mod config;
 pub mod fetch;
+pub mod plots;
 mod quiet;
 pub mod report;
 pub mod run;

@@ -5,6 +5,7 @@ use crate::checkpoint::last_complete_epoch;
 use crate::classifier::Classifier;
 use crate::config::RunConfig;
 use crate::fetch::download_missing;
+use crate::plots::write_curves;
 use crate::quiet::QuietRenderer;
 use crate::report::{EpochReport, EpochRow};
 use anyhow::{Context, bail};
@@ -238,6 +239,10 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
         train_images: train_set.len(),
         test_images: test_set.len(),
     };
+    let curves_path = artifact_dir.join("curves.png");
+    if let Err(e) = write_curves(&rows, &curves_path) {
+        eprintln!("warning: {}: {e:#}", curves_path.display());
+    }
     let summary_path = artifact_dir.join("summary.json");
     write_atomic(
         &summary_path,

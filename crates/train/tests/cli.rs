@@ -65,6 +65,7 @@ fn smoke_run(backend: &str, min_accuracy: f64) {
         "metrics.csv",
         "summary.json",
         "checkpoint/model-1.bpk",
+        "curves.png",
     ] {
         assert!(artifacts.join(file).is_file(), "{file} missing");
     }
