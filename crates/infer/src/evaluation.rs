@@ -13,6 +13,16 @@ pub struct Evaluation {
     pub accuracy: f64,
     /// `confusion[true][predicted]` counts.
     pub confusion: [[u32; 10]; 10],
+    /// Every image the model got wrong, in test-set order.
+    pub misclassified: Vec<Misclassified>,
+}
+
+/// A test image and the wrong digit the model gave it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Misclassified {
+    pub pixels: [u8; PIXELS],
+    pub truth: usize,
+    pub predicted: usize,
 }
 
 impl Evaluation {
@@ -24,9 +34,17 @@ impl Evaluation {
         let pixels: Vec<[u8; PIXELS]> = items.iter().map(|item| item.pixels).collect();
         let mut confusion = [[0u32; 10]; 10];
         let mut loss = 0.0;
+        let mut misclassified = Vec::new();
         for (prediction, item) in classifier.classify(&pixels).iter().zip(&items) {
             let truth = usize::from(item.label);
             confusion[truth][prediction.digit.min(9)] += 1;
+            if prediction.digit != truth {
+                misclassified.push(Misclassified {
+                    pixels: item.pixels,
+                    truth,
+                    predicted: prediction.digit,
+                });
+            }
             let p = f64::from(prediction.probabilities[truth]).max(1e-12);
             loss -= p.ln();
         }
@@ -36,6 +54,7 @@ impl Evaluation {
             loss: loss / n,
             accuracy: 100.0 * f64::from(correct) / n,
             confusion,
+            misclassified,
         }
     }
 

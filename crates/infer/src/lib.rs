@@ -2,8 +2,10 @@
 //! run's artifact directory.
 
 mod evaluation;
+mod figures;
 
-pub use evaluation::Evaluation;
+pub use evaluation::{Evaluation, Misclassified};
+pub use figures::{write_confusion, write_misclassified};
 
 use burn::module::Module;
 use burn::prelude::*;

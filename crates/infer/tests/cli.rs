@@ -246,8 +246,16 @@ fn eval_scores_a_run_on_the_test_set() {
         .lines()
         .skip_while(|line| !line.starts_with("confusion"))
         .skip(2)
+        .take_while(|line| line.split_whitespace().count() == 11)
         .count();
     assert_eq!(matrix_rows, 10, "{stdout}");
+    for figure in ["confusion.png", "misclassified.png"] {
+        let image = image::open(run.join(figure)).unwrap();
+        assert!(
+            image.width() > 500 && image.height() > 300,
+            "{figure} is too small"
+        );
+    }
 
     let mismatched = run_dir(&dir.path().join("other"), 12);
     let output = Command::new(env!("CARGO_BIN_EXE_eval"))

@@ -8,8 +8,8 @@ use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
 
-/// DejaVu Sans (see `assets/DejaVuSans-LICENSE`), embedded so plots need no system fonts.
-const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+/// DejaVu Sans (see `assets/fonts/DejaVuSans-LICENSE`), embedded so plots need no system fonts.
+const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 450;
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Score a trained model on the MNIST test set: accuracy, loss, per-digit precision and recall,
-/// and the confusion matrix.
+/// the confusion matrix; draws `confusion.png` and `misclassified.png` into the run directory.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
@@ -47,6 +47,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         cli.artifact_dir.join("model.bpk").display(),
         ready.description
     );
-    println!("{}", Evaluation::run(&classifier, &test));
+    let evaluation = Evaluation::run(&classifier, &test);
+    println!("{evaluation}");
+    let confusion = cli.artifact_dir.join("confusion.png");
+    let misclassified = cli.artifact_dir.join("misclassified.png");
+    infer::write_confusion(&evaluation, &confusion)?;
+    infer::write_misclassified(&evaluation, &misclassified)?;
+    println!(
+        "\nwrote {} and {}",
+        confusion.display(),
+        misclassified.display()
+    );
     Ok(())
 }

@@ -1,0 +1,167 @@
+//! The evaluation's pictures: `confusion.png` and `misclassified.png`.
+
+use crate::evaluation::Evaluation;
+use anyhow::anyhow;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::Path;
+use std::sync::Once;
+
+/// DejaVu Sans (see `assets/fonts/DejaVuSans-LICENSE`), embedded so plots need no system fonts.
+const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+
+/// The confusion matrix as a heat map, counts written in the cells.
+pub fn write_confusion(evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
+    const CELL: i32 = 56;
+    const LEFT: i32 = 90;
+    const TOP: i32 = 70;
+    let side = (LEFT + 10 * CELL + 30) as u32;
+    draw_png(path, side, side + 20, |root| {
+        let centred = |size| {
+            ("sans-serif", size)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Center))
+        };
+        root.draw(&Text::new(
+            "Confusion matrix (test set)",
+            (side as i32 / 2, 25),
+            centred(24),
+        ))?;
+        root.draw(&Text::new(
+            "predicted digit",
+            (LEFT + 5 * CELL, TOP - 12 + 10 * CELL + 50),
+            centred(18),
+        ))?;
+        root.draw(&Text::new("true", (25, TOP + 5 * CELL - 10), centred(18)))?;
+        root.draw(&Text::new("digit", (25, TOP + 5 * CELL + 12), centred(18)))?;
+        for truth in 0..10 {
+            let row_total: u32 = evaluation.confusion[truth].iter().sum::<u32>().max(1);
+            let y = TOP + truth as i32 * CELL;
+            root.draw(&Text::new(
+                truth.to_string(),
+                (LEFT - 15, y + CELL / 2),
+                centred(17),
+            ))?;
+            for predicted in 0..10 {
+                let x = LEFT + predicted as i32 * CELL;
+                let count = evaluation.confusion[truth][predicted];
+                // Shade by the share of the true digit's images, on a square-root scale so
+                // single mistakes still show.
+                let share = (f64::from(count) / f64::from(row_total)).sqrt();
+                let fade = |depth: f64| (255.0 - depth * share).clamp(0.0, 255.0) as u8;
+                let fill = if truth == predicted {
+                    RGBColor(fade(170.0), fade(60.0), fade(170.0))
+                } else {
+                    RGBColor(255, fade(200.0), fade(200.0))
+                };
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + CELL, y + CELL)],
+                    fill.filled(),
+                ))?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + CELL, y + CELL)],
+                    BLACK.mix(0.25),
+                ))?;
+                root.draw(&Text::new(
+                    count.to_string(),
+                    (x + CELL / 2, y + CELL / 2),
+                    centred(15),
+                ))?;
+            }
+        }
+        for predicted in 0..10 {
+            let x = LEFT + predicted * CELL + CELL / 2;
+            root.draw(&Text::new(
+                predicted.to_string(),
+                (x, TOP + 10 * CELL + 15),
+                centred(17),
+            ))?;
+        }
+        Ok(())
+    })
+}
+
+/// Up to 100 test digits the model got wrong, each labelled `true → predicted`.
+pub fn write_misclassified(evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
+    const SCALE: i32 = 3;
+    const COLUMNS: usize = 10;
+    const CELL_W: i32 = 28 * SCALE + 16;
+    const CELL_H: i32 = 28 * SCALE + 30;
+    const TOP: i32 = 50;
+    let shown = &evaluation.misclassified[..evaluation.misclassified.len().min(100)];
+    let rows = shown.len().div_ceil(COLUMNS).max(1) as i32;
+    let width = (COLUMNS as i32 * CELL_W + 16) as u32;
+    let height = (TOP + rows * CELL_H + 10) as u32;
+    draw_png(path, width, height, |root| {
+        let centred = |size| {
+            ("sans-serif", size)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Center))
+        };
+        let title = format!(
+            "{} of {} misclassified test digits (true → predicted)",
+            shown.len(),
+            evaluation.misclassified.len()
+        );
+        root.draw(&Text::new(title, (width as i32 / 2, 22), centred(20)))?;
+        for (index, wrong) in shown.iter().enumerate() {
+            let x0 = 8 + (index % COLUMNS) as i32 * CELL_W + 8;
+            let y0 = TOP + (index / COLUMNS) as i32 * CELL_H;
+            for (i, &pixel) in wrong.pixels.iter().enumerate() {
+                // MNIST is light ink on black; print it dark on white, as on paper.
+                let shade = 255 - pixel;
+                let (px, py) = (x0 + (i % 28) as i32 * SCALE, y0 + (i / 28) as i32 * SCALE);
+                root.draw(&Rectangle::new(
+                    [(px, py), (px + SCALE, py + SCALE)],
+                    RGBColor(shade, shade, shade).filled(),
+                ))?;
+            }
+            let label = format!("{} → {}", wrong.truth, wrong.predicted);
+            root.draw(&Text::new(
+                label,
+                (x0 + 14 * SCALE, y0 + 28 * SCALE + 13),
+                centred(16),
+            ))?;
+        }
+        Ok(())
+    })
+}
+
+type Drawing<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// Draws on a white canvas and writes it as a PNG.
+fn draw_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    draw: impl FnOnce(&Drawing<'_>) -> Result<(), Box<dyn std::error::Error>>,
+) -> anyhow::Result<()> {
+    register_font()?;
+    let mut pixels = vec![255u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+        draw(&root).map_err(|e| anyhow!("cannot draw {}: {e}", path.display()))?;
+        root.present()
+            .map_err(|e| anyhow!("cannot draw {}: {e}", path.display()))?;
+    }
+    let image = image::RgbImage::from_raw(width, height, pixels)
+        .ok_or_else(|| anyhow!("plot buffer has the wrong size"))?;
+    // Written beside the target and renamed over it, so a crash never leaves half a PNG.
+    let partial = path.with_extension("png.partial");
+    image
+        .save_with_format(&partial, image::ImageFormat::Png)
+        .and_then(|()| std::fs::rename(&partial, path).map_err(image::ImageError::IoError))
+        .map_err(|e| anyhow!("{}: cannot write: {e}", path.display()))
+}
+
+fn register_font() -> anyhow::Result<()> {
+    static REGISTER: Once = Once::new();
+    let mut result = Ok(());
+    REGISTER.call_once(|| {
+        result = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+            .map_err(|_| anyhow!("the embedded plot font is not a valid font"));
+    });
+    result
+}
