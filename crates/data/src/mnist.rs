@@ -117,10 +117,15 @@ pub struct MnistItem {
 }
 
 /// MNIST images and labels held in memory (decoded once; items are cheap copies).
+///
+/// Subsets ([`take`](Self::take), [`split_off_validation`](Self::split_off_validation)) are
+/// views that share the loaded data.
 #[derive(Clone, Debug)]
 pub struct MnistDataset {
     pixels: Arc<Vec<u8>>,
     labels: Arc<Vec<u8>>,
+    /// Which stored images this view holds, in order; `None` for the first `len`.
+    order: Option<Arc<Vec<usize>>>,
     len: usize,
 }
 
@@ -178,8 +183,41 @@ impl MnistDataset {
         Self {
             pixels: Arc::new(pixels),
             labels: Arc::new(labels),
+            order: None,
             len,
         }
+    }
+
+    /// Holds out `count` items chosen by `seed` (the same seed always picks the same ones)
+    /// and returns `(the rest, the held-out items)`.
+    pub fn split_off_validation(self, count: usize, seed: u64) -> (Self, Self) {
+        let mut order: Vec<usize> = (0..self.len).map(|i| self.index(i)).collect();
+        // Fisher–Yates with SplitMix64: small, seeded and the same on every platform.
+        let mut state = seed;
+        for i in (1..order.len()).rev() {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            order.swap(i, (z % (i as u64 + 1)) as usize);
+        }
+        let count = count.min(order.len());
+        let mut held_out: Vec<usize> = order.split_off(order.len() - count);
+        order.sort_unstable();
+        held_out.sort_unstable();
+        let view = |indices: Vec<usize>| Self {
+            pixels: self.pixels.clone(),
+            labels: self.labels.clone(),
+            len: indices.len(),
+            order: Some(Arc::new(indices)),
+        };
+        (view(order), view(held_out))
+    }
+
+    /// Position in the stored arrays of this view's `index`-th item.
+    fn index(&self, index: usize) -> usize {
+        self.order.as_ref().map_or(index, |order| order[index])
     }
 
     /// The first `n` items only (all of them when `n` is larger); shares the loaded data.
@@ -193,17 +231,18 @@ impl MnistDataset {
         if index >= self.len {
             return None;
         }
-        let start = index * PIXELS;
+        let stored = self.index(index);
+        let start = stored * PIXELS;
         let pixels = self.pixels[start..start + PIXELS].try_into().ok()?;
         Some(MnistItem {
             pixels,
-            label: self.labels[index],
+            label: self.labels[stored],
         })
     }
 
     /// Labels of the items, in order.
-    pub fn labels(&self) -> &[u8] {
-        &self.labels[..self.len]
+    pub fn labels(&self) -> Vec<u8> {
+        (0..self.len).map(|i| self.labels[self.index(i)]).collect()
     }
 }
 
@@ -243,7 +282,7 @@ mod tests {
         let test = MnistDataset::load(&mnist_dir(), Split::Test).unwrap();
         assert_eq!(test.len(), 10_000);
         let mut counts = [0usize; 10];
-        for &label in test.labels() {
+        for label in test.labels() {
             counts[label as usize] += 1;
         }
         assert_eq!(
@@ -263,6 +302,29 @@ mod tests {
         assert_eq!(test.len(), 100);
         assert!(test.get(99).is_ok());
         assert!(test.get(100).is_err());
+    }
+
+    #[test]
+    fn a_validation_split_is_seeded_and_disjoint() {
+        let test = MnistDataset::load(&mnist_dir(), Split::Test)
+            .unwrap()
+            .take(1000);
+        let (rest, held) = test.clone().split_off_validation(100, 7);
+        assert_eq!((rest.len(), held.len()), (900, 100));
+        let (_, again) = test.clone().split_off_validation(100, 7);
+        assert_eq!(held.labels(), again.labels());
+        let (_, other) = test.split_off_validation(100, 8);
+        let ids = |d: &MnistDataset| d.order.as_ref().unwrap().as_ref().clone();
+        assert_ne!(ids(&held), ids(&other), "another seed picks other images");
+        let rest_ids = ids(&rest);
+        assert!(
+            ids(&held).iter().all(|i| !rest_ids.contains(i)),
+            "no image in both"
+        );
+        assert!(
+            ids(&held).iter().chain(&rest_ids).all(|&i| i < 1000),
+            "only from the view"
+        );
     }
 
     #[test]

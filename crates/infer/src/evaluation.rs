@@ -1,6 +1,7 @@
 //! Scoring a model on labelled MNIST images through the same path `infer` uses.
 
 use crate::DigitClassifier;
+use burn::data::dataset::Dataset;
 use data::{MnistDataset, PIXELS};
 use std::fmt;
 
@@ -28,7 +29,7 @@ pub struct Misclassified {
 impl Evaluation {
     /// Classifies every item of `dataset` and tallies the results.
     pub fn run(classifier: &DigitClassifier, dataset: &MnistDataset) -> Self {
-        let items: Vec<_> = (0..dataset.labels().len())
+        let items: Vec<_> = (0..Dataset::len(dataset))
             .filter_map(|i| dataset.item(i))
             .collect();
         let pixels: Vec<[u8; PIXELS]> = items.iter().map(|item| item.pixels).collect();

@@ -63,6 +63,11 @@ pub struct DataSection {
     /// Evaluate on the first N test images only (all 10,000 when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_limit: Option<usize>,
+    /// Hold out N training images (chosen by `seed`) to validate on after each epoch; the test
+    /// set is then scored only once, at the end. Absent: the tutorial's way, the test set after
+    /// every epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_images: Option<usize>,
 }
 
 impl Default for RunConfig {
@@ -118,6 +123,7 @@ impl Default for DataSection {
             dir: PathBuf::from("data/mnist"),
             train_limit: None,
             test_limit: None,
+            validation_images: None,
         }
     }
 }
@@ -254,9 +260,19 @@ impl RunConfig {
         for (key, limit) in [
             ("data.train_limit", self.data.train_limit),
             ("data.test_limit", self.data.test_limit),
+            ("data.validation_images", self.data.validation_images),
         ] {
             if limit == Some(0) {
                 return fail(key, "must be at least 1 when set".into());
+            }
+        }
+        if let Some(held) = self.data.validation_images {
+            let training = self.data.train_limit.unwrap_or(60_000).min(60_000);
+            if held >= training {
+                return fail(
+                    "data.validation_images",
+                    format!("must leave training images: {held} of {training} held out"),
+                );
             }
         }
         Ok(())
@@ -291,7 +307,8 @@ impl RunConfig {
                     _ => return Err(fail(key, "no such section".into())),
                 };
             }
-            if !slot.contains_key(last) && !matches!(last, "train_limit" | "test_limit") {
+            let optional = matches!(last, "train_limit" | "test_limit" | "validation_images");
+            if !slot.contains_key(last) && !optional {
                 return Err(fail(key, "unknown key".into()));
             }
             slot.insert(last.to_string(), value);
@@ -388,6 +405,10 @@ mod tests {
             ("[model]\nconv2_channels = 0", "model.conv2_channels"),
             ("[model]\nnum_classes = 5", "model.num_classes"),
             ("[data]\ntrain_limit = 0", "data.train_limit"),
+            (
+                "[data]\ntrain_limit = 500\nvalidation_images = 500",
+                "data.validation_images",
+            ),
         ] {
             let err = parse_err(text);
             assert_eq!(err.key, key, "{text}: {err}");

@@ -73,10 +73,10 @@ impl EpochRow {
         )
     }
 
-    /// The line printed when the TUI is not showing.
-    pub fn line(&self, total_epochs: usize) -> String {
+    /// The line printed when the TUI is not showing; `held_out` names the evaluated split.
+    pub fn line(&self, total_epochs: usize, held_out: &str) -> String {
         format!(
-            "epoch {:>2}/{total_epochs}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  {:6.1} s  {:6.0} img/s",
+            "epoch {:>2}/{total_epochs}  train loss {:.4} acc {:6.2}%  {held_out} loss {:.4} acc {:6.2}%  {:6.1} s  {:6.0} img/s",
             self.epoch,
             self.train_loss,
             self.train_accuracy,
@@ -103,6 +103,7 @@ pub struct EpochReport {
     train_seconds: f64,
     rows: Arc<Mutex<Vec<EpochRow>>>,
     guard: Option<Interrupter>,
+    held_out: &'static str,
 }
 
 impl EpochReport {
@@ -123,7 +124,14 @@ impl EpochReport {
             train_seconds: 0.0,
             rows: Arc::default(),
             guard: None,
+            held_out: "test",
         }
+    }
+
+    /// Names the split evaluated after each epoch in the printed lines (`test` by default).
+    pub fn held_out(mut self, name: &'static str) -> Self {
+        self.held_out = name;
+        self
     }
 
     /// Stops training (at the next batch) as soon as a training loss is NaN or infinite, so
@@ -168,7 +176,7 @@ impl EpochReport {
             images_per_second: self.train_items as f64 / self.train_seconds.max(1e-9),
         };
         if self.print_lines {
-            println!("{}", row.line(self.total_epochs));
+            println!("{}", row.line(self.total_epochs, self.held_out));
         }
         let Ok(mut rows) = self.rows.lock() else {
             return;

@@ -10,7 +10,9 @@ use crate::quiet::QuietRenderer;
 use crate::report::{EpochReport, EpochRow};
 use anyhow::{Context, bail};
 use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
+use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::AdamConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::prelude::*;
@@ -19,7 +21,7 @@ use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Interrupter, Learner, SupervisedTraining};
 use data::{DataError, MnistBatcher, MnistDataset, Split};
-use model::BackendKind;
+use model::{BackendKind, Cnn};
 use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -53,6 +55,9 @@ pub struct Summary {
     pub train_seconds: f64,
     pub backend: String,
     pub train_images: usize,
+    /// Held out from training when the config asks for a validation split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_images: Option<usize>,
     pub test_images: usize,
 }
 
@@ -106,6 +111,15 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
     })?;
 
     let (train_set, test_set) = load_mnist(&config, options.download)?;
+    // The tutorial scores the test set after every epoch; with a validation split the test
+    // set is kept for one final score instead.
+    let (train_set, valid_set, final_test) = match config.data.validation_images {
+        Some(held) => {
+            let (rest, validation) = train_set.split_off_validation(held, config.seed);
+            (rest, validation, Some(test_set))
+        }
+        None => (train_set, test_set.clone(), None),
+    };
     let ready = options.backend.init()?;
     let device = ready.device;
     device.seed(config.seed);
@@ -119,7 +133,7 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
     let test_loader = DataLoaderBuilder::new(MnistBatcher)
         .batch_size(config.training.batch_size)
         .set_device(device.clone())
-        .build(test_set.clone());
+        .build(valid_set.clone());
 
     let epochs = config.training.epochs;
     let interrupter = Interrupter::new();
@@ -134,7 +148,12 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
         epochs,
         train_set.len(),
     )
-    .with_rows(done_rows);
+    .with_rows(done_rows)
+    .held_out(if final_test.is_some() {
+        "valid"
+    } else {
+        "test"
+    });
     let rows = report.rows();
     let report = report.stop_on_non_finite_loss(interrupter.clone());
     let mut training = SupervisedTraining::new(&artifact_dir, train_loader, test_loader)
@@ -156,13 +175,16 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
     stop_on_ctrl_c(interrupter);
     if !std::io::stdout().is_terminal() {
         training = training.renderer(Box::new(QuietRenderer));
+        let held_out = match &final_test {
+            Some(test) => format!("{} validation, {} test", valid_set.len(), test.len()),
+            None => format!("{} test", valid_set.len()),
+        };
         println!(
-            "training {} on {} for {epochs} epoch{} ({} training, {} test images)",
+            "training {} on {} for {epochs} epoch{} ({} training, {held_out} images)",
             options.config_path.display(),
             ready.description,
             if epochs == 1 { "" } else { "s" },
             train_set.len(),
-            test_set.len()
         );
     }
 
@@ -221,23 +243,33 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
     drop(result.renderer);
 
     let model_path = artifact_dir.join("model.bpk");
-    let record = result.model.cnn.valid().into_record().into_bytes()?;
+    let cnn = result.model.cnn.valid().fork(&device);
+    let record = cnn.clone().into_record().into_bytes()?;
     write_atomic(&model_path, &record)
         .with_context(|| format!("{}: cannot write", model_path.display()))?;
 
-    // The Learner evaluated this very model on the test set at the end of the last epoch.
     let rows = rows.lock().map(|rows| rows.clone()).unwrap_or_default();
     let Some(last) = rows.last() else {
         bail!("training finished without completing an epoch");
     };
+    // Without a validation split the Learner scored this very model on the test set at the
+    // end of the last epoch; with one, the test set is scored now, once.
+    let (test_loss, test_accuracy, test_images) = match &final_test {
+        Some(test) => {
+            let (loss, accuracy) = evaluate(&cnn, test, config.training.batch_size, &device);
+            (loss, accuracy, test.len())
+        }
+        None => (last.valid_loss, last.valid_accuracy, valid_set.len()),
+    };
     let summary = Summary {
-        test_accuracy: last.valid_accuracy,
-        test_loss: last.valid_loss,
+        test_accuracy,
+        test_loss,
         epochs: rows.len(),
         train_seconds,
         backend: options.backend.to_string(),
         train_images: train_set.len(),
-        test_images: test_set.len(),
+        validation_images: final_test.as_ref().map(|_| valid_set.len()),
+        test_images,
     };
     let curves_path = artifact_dir.join("curves.png");
     if let Err(e) = write_curves(&rows, &curves_path) {
@@ -354,4 +386,29 @@ fn load_mnist(config: &RunConfig, download: bool) -> anyhow::Result<(MnistDatase
         None => test,
     };
     Ok((train, test))
+}
+
+/// Mean cross-entropy and accuracy (percent) of `cnn` over `dataset`, batched as in training.
+fn evaluate(cnn: &Cnn, dataset: &MnistDataset, batch_size: usize, device: &Device) -> (f64, f64) {
+    let loss = CrossEntropyLossConfig::new().init(device);
+    let (mut loss_sum, mut correct) = (0.0, 0i64);
+    for start in (0..dataset.len()).step_by(batch_size.max(1)) {
+        let end = (start + batch_size).min(dataset.len());
+        let items = (start..end).filter_map(|i| dataset.item(i)).collect();
+        let batch = MnistBatcher.batch(items, device);
+        let logits = cnn.forward(batch.images);
+        let batch_loss = loss
+            .forward(logits.clone(), batch.targets.clone())
+            .into_scalar::<f64>();
+        loss_sum += batch_loss * (end - start) as f64;
+        correct += logits
+            .argmax(1)
+            .squeeze_dim::<1>(1)
+            .equal(batch.targets)
+            .int()
+            .sum()
+            .into_scalar::<i64>();
+    }
+    let n = dataset.len().max(1) as f64;
+    (loss_sum / n, 100.0 * correct as f64 / n)
 }

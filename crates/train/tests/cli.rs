@@ -273,3 +273,30 @@ fn a_diverging_loss_stops_the_run_with_a_clear_line() {
         "no model is saved from a diverged run"
     );
 }
+
+#[test]
+fn a_validation_split_keeps_the_test_set_for_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let output = train(&[
+        "--config",
+        "configs/smoke.toml",
+        "--set",
+        "data.validation_images=2000",
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains("(8000 training, 2000 validation, 1000 test images)"),
+        "{stdout}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["train_images"], 8000);
+    assert_eq!(summary["validation_images"], 2000);
+    assert_eq!(summary["test_images"], 1000);
+    let accuracy = summary["test_accuracy"].as_f64().unwrap();
+    assert!(accuracy > 75.0, "test accuracy {accuracy}%");
+}
