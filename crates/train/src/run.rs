@@ -87,6 +87,13 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
         config.training.epochs = epochs;
         config.validate("--epochs")?;
     }
+    if !options.download && !config.data.dir.is_dir() {
+        bail!(
+            "{}: `data.dir`: {} is not a directory (put the MNIST files there, or rerun with --download)",
+            config_path.display(),
+            config.data.dir.display()
+        );
+    }
     let checkpoint_dir = artifact_dir.join("checkpoint");
     let resume_from = if options.resume {
         last_complete_epoch(&checkpoint_dir)

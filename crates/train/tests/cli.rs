@@ -300,3 +300,22 @@ fn a_validation_split_keeps_the_test_set_for_the_end() {
     let accuracy = summary["test_accuracy"].as_f64().unwrap();
     assert!(accuracy > 75.0, "test accuracy {accuracy}%");
 }
+
+#[test]
+fn a_missing_data_directory_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("elsewhere.toml");
+    std::fs::write(&config, "[data]\ndir = \"/no/such/mnist\"\n").unwrap();
+    let run = dir.path().join("run");
+    let output = train(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ]);
+    assert_refused(&output, &["elsewhere.toml", "data.dir", "/no/such/mnist"]);
+    assert!(
+        !run.exists(),
+        "nothing is written before the settings are valid"
+    );
+}
