@@ -1,10 +1,11 @@
 //! `cargo xtask bench`: the project's speed and memory figures, taken the same way on any
-//! machine. Timings are of whole processes, as a user would see them.
+//! machine, optionally beside the PyTorch tutorial's. Wall times and peak memory are of whole
+//! processes, as a user would see them; per-epoch figures come from each trainer's own log.
 
 use crate::{binary, cargo, workspace_root};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -12,12 +13,19 @@ pub struct Args {
     /// flex, ndarray or wgpu.
     #[arg(long, default_value = "flex")]
     backend: String,
-    /// The training recipe to time.
-    #[arg(long, default_value = "configs/default.toml")]
+    /// The training recipe to time (the tutorial's, to compare with PyTorch like for like).
+    #[arg(long, default_value = "configs/tutorial.toml")]
     config: PathBuf,
     /// Training epochs to time.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 10)]
     epochs: usize,
+    /// Also train the tutorial's PyTorch model with this Python (which must have torch;
+    /// torchvision too for the tutorial's DataLoader), alternating with this project's runs.
+    #[arg(long, value_name = "PYTHON")]
+    pytorch: Option<PathBuf>,
+    /// Training runs of each trainer; the table shows medians.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// How many times to run the one-image classification.
     #[arg(long, default_value_t = 20)]
     runs: usize,
@@ -26,10 +34,31 @@ pub struct Args {
     no_train: bool,
 }
 
-/// A finished child process: wall time and peak resident memory.
+/// A finished child process: wall time, peak resident memory and what it printed.
 struct Measured {
     wall: Duration,
     peak_bytes: Option<u64>,
+    stdout: String,
+}
+
+/// One training run's figures.
+#[derive(Clone, Copy, Debug)]
+struct Training {
+    /// Mean seconds of an epoch's training pass (no evaluation).
+    epoch_seconds: f64,
+    train_rate: f64,
+    eval_rate: f64,
+    wall: f64,
+    peak_bytes: Option<u64>,
+    accuracy: f64,
+}
+
+/// Who trains: this project on a backend, or PyTorch with one of its input pipelines.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Trainer {
+    Burn,
+    PytorchTutorial,
+    PytorchPreloaded,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -48,35 +77,54 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut rows = Vec::new();
 
     if !args.no_train {
-        let run_dir = scratch.path().join("run");
-        let config = crate::absolute(&args.config);
-        let measured = measure(
-            Command::new(binary("train"))
-                .arg("--config")
-                .arg(&config)
-                .args([
-                    "--backend",
-                    &args.backend,
-                    "--epochs",
-                    &args.epochs.to_string(),
-                ])
-                .arg("--artifact-dir")
-                .arg(&run_dir),
-        )?;
-        let epochs = read_metrics(&run_dir.join("metrics.csv"))?;
-        let mean =
-            |column: usize| epochs.iter().map(|row| row[column]).sum::<f64>() / epochs.len() as f64;
+        let mut trainers = vec![Trainer::Burn];
+        if args.pytorch.is_some() {
+            trainers.extend([Trainer::PytorchTutorial, Trainer::PytorchPreloaded]);
+        }
+        // Rounds alternate the trainers, so a machine that slows down hurts all of them.
+        let mut runs: Vec<Vec<Training>> = vec![Vec::new(); trainers.len()];
+        for round in 0..args.rounds.max(1) {
+            for (trainer, runs) in trainers.iter().zip(&mut runs) {
+                eprintln!("round {}: {}", round + 1, trainer.label(&args.backend));
+                runs.push(train_once(*trainer, &args, scratch.path())?);
+            }
+        }
+        let medians: Vec<Training> = runs.iter().map(|runs| median(runs)).collect();
         rows.push(format!(
-            "| train {} epoch(s), {} | {:.2} s per epoch, {:.0} training images/s | {:.1} s | {} |",
-            epochs.len(),
-            args.backend,
-            mean(5),
-            mean(6),
-            measured.wall.as_secs_f64(),
-            megabytes(measured.peak_bytes)
+            "| trainer ({} epochs, {}) | s per epoch (training pass) | training images/s | evaluation images/s | wall time | peak memory | test accuracy |",
+            args.epochs,
+            args.config.display()
         ));
+        rows.push("| --- | --- | --- | --- | --- | --- | --- |".into());
+        for (trainer, m) in trainers.iter().zip(&medians) {
+            rows.push(format!(
+                "| {} | {:.2} s | {:.0} | {:.0} | {:.1} s | {} | {:.2}% |",
+                trainer.label(&args.backend),
+                m.epoch_seconds,
+                m.train_rate,
+                m.eval_rate,
+                m.wall,
+                megabytes(m.peak_bytes),
+                m.accuracy
+            ));
+        }
+        if medians.len() > 1 {
+            rows.push(String::new());
+            for (trainer, m) in trainers.iter().zip(&medians).skip(1) {
+                rows.push(format!(
+                    "{} ÷ {}: {:.2} per training epoch, {:.2} in wall time",
+                    Trainer::Burn.label(&args.backend),
+                    trainer.label(&args.backend),
+                    medians[0].epoch_seconds / m.epoch_seconds,
+                    medians[0].wall / m.wall
+                ));
+            }
+        }
+        rows.push(String::new());
     }
 
+    rows.push("| inference | rate | wall time | peak memory |".into());
+    rows.push("| --- | --- | --- | --- |".into());
     let sample = workspace_root().join("data/digits/seven-mnist.png");
     let mut one = Vec::with_capacity(args.runs);
     let mut one_peak = None;
@@ -84,7 +132,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let measured = measure(
             Command::new(binary("infer"))
                 .args(["--backend", &args.backend])
-                .arg(&sample),
+                .arg(&sample)
+                .stdout(Stdio::null()),
         )?;
         one.push(measured.wall);
         one_peak = one_peak.max(measured.peak_bytes);
@@ -103,7 +152,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let measured = measure(
         Command::new(binary("infer"))
             .args(["--backend", &args.backend, "--json"])
-            .arg(&folder),
+            .arg(&folder)
+            .stdout(Stdio::null()),
     )?;
     rows.push(format!(
         "| infer folder of {count} images, {} | {:.0} images/s | {:.2} s | {} |",
@@ -113,29 +163,148 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         megabytes(measured.peak_bytes)
     ));
 
-    println!("| task | rate | wall time | peak memory |");
-    println!("| --- | --- | --- | --- |");
     for row in rows {
         println!("{row}");
     }
     Ok(())
 }
 
-/// Runs `command` with its output discarded; fails if it fails.
+impl Trainer {
+    fn label(self, backend: &str) -> String {
+        match self {
+            Self::Burn => format!("this project, {backend}"),
+            Self::PytorchTutorial => "PyTorch, the tutorial's DataLoader".into(),
+            Self::PytorchPreloaded => "PyTorch, data preloaded as one tensor".into(),
+        }
+    }
+}
+
+fn train_once(trainer: Trainer, args: &Args, scratch: &Path) -> anyhow::Result<Training> {
+    let config = crate::absolute(&args.config);
+    let epochs = args.epochs.to_string();
+    if trainer == Trainer::Burn {
+        let run_dir = scratch.join("run");
+        let _ = std::fs::remove_dir_all(&run_dir);
+        let measured = measure(
+            Command::new(binary("train"))
+                .arg("--config")
+                .arg(&config)
+                .args(["--backend", &args.backend, "--epochs", &epochs])
+                .arg("--artifact-dir")
+                .arg(&run_dir)
+                .stdout(Stdio::null()),
+        )?;
+        let summary = read_summary(&run_dir.join("summary.json"))?;
+        let rows = read_metrics(&run_dir.join("metrics.csv"))?;
+        let n = rows.len() as f64;
+        // metrics.csv: epoch seconds (both passes) in column 5, training images/s in 6.
+        let train_seconds = rows.iter().map(|r| summary.train / r[6]).sum::<f64>() / n;
+        let epoch_seconds = rows.iter().map(|r| r[5]).sum::<f64>() / n;
+        let eval_seconds = (epoch_seconds - train_seconds).max(1e-9);
+        return Ok(Training {
+            epoch_seconds: train_seconds,
+            train_rate: summary.train / train_seconds,
+            eval_rate: summary.test / eval_seconds,
+            wall: measured.wall.as_secs_f64(),
+            peak_bytes: measured.peak_bytes,
+            accuracy: summary.accuracy,
+        });
+    }
+    let Some(python) = &args.pytorch else {
+        bail!("no Python given for PyTorch");
+    };
+    let loader = match trainer {
+        Trainer::PytorchTutorial => "tutorial",
+        _ => "preloaded",
+    };
+    let measured = measure(
+        Command::new(python)
+            .arg(workspace_root().join("scripts/pytorch_tutorial.py"))
+            .args(["--loader", loader, "--epochs", &epochs])
+            .arg("--data")
+            .arg(workspace_root().join("data/mnist"))
+            .stdout(Stdio::piped()),
+    )?;
+    let epochs: Vec<serde_json::Value> = measured
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|value| value.get("epoch").is_some())
+        .collect();
+    let field = |value: &serde_json::Value, key: &str| value[key].as_f64().unwrap_or(f64::NAN);
+    let Some(last) = epochs.last() else {
+        bail!("{} printed no epoch", python.display());
+    };
+    let n = epochs.len() as f64;
+    let train_seconds = epochs
+        .iter()
+        .map(|e| field(e, "train_seconds"))
+        .sum::<f64>()
+        / n;
+    let test_seconds = epochs.iter().map(|e| field(e, "test_seconds")).sum::<f64>() / n;
+    Ok(Training {
+        epoch_seconds: train_seconds,
+        train_rate: field(last, "train_images") / train_seconds,
+        eval_rate: field(last, "test_images") / test_seconds,
+        wall: measured.wall.as_secs_f64(),
+        peak_bytes: measured.peak_bytes,
+        accuracy: field(last, "test_accuracy"),
+    })
+}
+
+/// The run with the median training-epoch time.
+fn median(runs: &[Training]) -> Training {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(|a, b| a.epoch_seconds.total_cmp(&b.epoch_seconds));
+    sorted[sorted.len() / 2]
+}
+
+/// The parts of `summary.json` the bench reads: image counts and the final accuracy.
+struct SummaryFigures {
+    train: f64,
+    test: f64,
+    accuracy: f64,
+}
+
+fn read_summary(path: &Path) -> anyhow::Result<SummaryFigures> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a summary", path.display()))?;
+    let number = |key: &str| {
+        value[key]
+            .as_f64()
+            .with_context(|| format!("{}: no `{key}`", path.display()))
+    };
+    Ok(SummaryFigures {
+        train: number("train_images")?,
+        test: number("test_images")?,
+        accuracy: number("test_accuracy")?,
+    })
+}
+
+/// Runs `command` (its output discarded unless it pipes stdout, which is then kept); fails
+/// if it fails.
 fn measure(command: &mut Command) -> anyhow::Result<Measured> {
-    command
-        .current_dir(workspace_root())
-        .stdout(std::process::Stdio::null());
+    command.current_dir(workspace_root());
     let started = Instant::now();
-    let child = command
+    let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {command:?}"))?;
+    let mut stdout = String::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stdout)?;
+    }
     let (status, peak_bytes) = wait_with_peak_memory(child)?;
     let wall = started.elapsed();
     if !status.success() {
         bail!("{command:?} failed ({status})");
     }
-    Ok(Measured { wall, peak_bytes })
+    Ok(Measured {
+        wall,
+        peak_bytes,
+        stdout,
+    })
 }
 
 #[cfg(unix)]

@@ -1,4 +1,4 @@
-//! `cargo xtask eval`: score a training run on the test set.
+//! `cargo xtask eval`: score a training run, or PyTorch weights, on the test set.
 
 use crate::{absolute, cargo};
 use std::path::PathBuf;
@@ -6,33 +6,39 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct Args {
     /// The training run to evaluate.
-    #[arg(long, default_value = "artifacts/default")]
+    #[arg(long, default_value = "artifacts/default", conflicts_with = "weights")]
     artifact_dir: PathBuf,
+    /// A PyTorch state_dict of the tutorial's model instead (.pt, .pth or .safetensors).
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
     /// flex (fast CPU, default), ndarray (slow CPU, deprecated) or wgpu (GPU).
     #[arg(long, default_value = "flex")]
     backend: String,
+    /// Write every test image's label and predicted digit to this CSV file.
+    #[arg(long, value_name = "FILE")]
+    predictions: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dir = absolute(&args.artifact_dir).to_string_lossy().into_owned();
-    cargo(
-        &[
-            "run",
-            "--quiet",
-            "--package",
-            "infer",
-            "--bin",
-            "eval",
-            "--",
-        ]
-        .map(String::from)
-        .into_iter()
-        .chain([
-            "--artifact-dir".into(),
-            dir,
-            "--backend".into(),
-            args.backend,
-        ])
-        .collect::<Vec<_>>(),
-    )
+    let path = |p: &PathBuf| absolute(p).to_string_lossy().into_owned();
+    let mut command: Vec<String> = [
+        "run",
+        "--quiet",
+        "--package",
+        "infer",
+        "--bin",
+        "eval",
+        "--",
+    ]
+    .map(String::from)
+    .into();
+    match &args.weights {
+        Some(weights) => command.extend(["--weights".into(), path(weights)]),
+        None => command.extend(["--artifact-dir".into(), path(&args.artifact_dir)]),
+    }
+    if let Some(predictions) = &args.predictions {
+        command.extend(["--predictions".into(), path(predictions)]);
+    }
+    command.extend(["--backend".into(), args.backend]);
+    cargo(&command)
 }

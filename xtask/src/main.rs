@@ -4,6 +4,7 @@
 
 mod bench;
 mod eval;
+mod export;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -21,10 +22,13 @@ struct Cli {
 enum Task {
     /// Build the trainer (optimised) and train a model.
     Train(train::Args),
-    /// Score a training run on the test set: accuracy, per-digit precision and recall, confusion.
+    /// Score a training run (or PyTorch weights) on the test set: accuracy, per-digit precision
+    /// and recall, confusion.
     Eval(eval::Args),
     /// Time training and inference, with peak memory, as a markdown table.
     Bench(bench::Args),
+    /// Write a training run's weights as a safetensors file for the tutorial's PyTorch model.
+    Export(export::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
         Task::Train(args) => train::run(args),
         Task::Eval(args) => eval::run(args),
         Task::Bench(args) => bench::run(args),
+        Task::Export(args) => export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,10 +1,15 @@
 //! From items to tensors: the single place pixels become network inputs.
 
 use crate::PIXELS;
+use crate::augment::Augmentation;
 use crate::mnist::MnistItem;
 use burn::data::dataloader::batcher::Batcher;
 use burn::prelude::*;
 use model::IMAGE_SIDE;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The input scaling shared by training, evaluation and inference: `ToTensor()`'s `[0, 1]`.
 pub fn pixel_to_input(pixel: u8) -> f32 {
@@ -20,11 +25,36 @@ pub struct MnistBatch {
     pub targets: Tensor<1, Int>,
 }
 
-/// Stacks [`MnistItem`]s into an [`MnistBatch`] with one allocation per tensor.
+/// Stacks [`MnistItem`]s into an [`MnistBatch`] with one allocation per tensor, distorting
+/// each image first when built with [`augmented`](Self::augmented).
 #[derive(Clone, Debug, Default)]
-pub struct MnistBatcher;
+pub struct MnistBatcher {
+    augmenter: Option<Arc<Augmenter>>,
+}
+
+/// The distortion and the seeded stream it draws from: batch `n` of a run always gets the
+/// same draws, whichever thread makes it, so an augmented run is as repeatable as a plain one.
+#[derive(Debug)]
+struct Augmenter {
+    augmentation: Augmentation,
+    seed: u64,
+    next_batch: AtomicU64,
+}
 
 impl MnistBatcher {
+    /// A batcher for training images: each gets its own random distortion, drawn from `seed`.
+    /// `first_batch` is how many batches an interrupted run had already drawn, so a resumed
+    /// run continues the stream instead of repeating it.
+    pub fn augmented(augmentation: Augmentation, seed: u64, first_batch: u64) -> Self {
+        Self {
+            augmenter: Some(Arc::new(Augmenter {
+                augmentation,
+                seed,
+                next_batch: AtomicU64::new(first_batch),
+            })),
+        }
+    }
+
     /// Turns 28×28 grey images into the network's input tensor `[n, 1, 28, 28]`.
     pub fn images<'a>(
         images: impl ExactSizeIterator<Item = &'a [u8; PIXELS]>,
@@ -46,7 +76,24 @@ impl Batcher<MnistItem, MnistBatch> for MnistBatcher {
     fn batch(&self, items: Vec<MnistItem>, device: &Device) -> MnistBatch {
         let labels: Vec<i64> = items.iter().map(|item| i64::from(item.label)).collect();
         let targets = Tensor::from_data(TensorData::new(labels, [items.len()]), device);
-        let images = Self::images(items.iter().map(|item| &item.pixels), device);
+        let images = match &self.augmenter {
+            None => Self::images(items.iter().map(|item| &item.pixels), device),
+            Some(augmenter) => {
+                let batch = augmenter.next_batch.fetch_add(1, Ordering::Relaxed);
+                // One well-mixed stream per batch: the seed and the batch number together.
+                let mut rng = StdRng::seed_from_u64(
+                    augmenter.seed ^ batch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                );
+                let mut inputs = vec![0.0; items.len() * PIXELS];
+                for (item, slot) in items.iter().zip(inputs.chunks_exact_mut(PIXELS)) {
+                    augmenter.augmentation.apply(&item.pixels, &mut rng, slot);
+                }
+                Tensor::from_data(
+                    TensorData::new(inputs, [items.len(), 1, IMAGE_SIDE, IMAGE_SIDE]),
+                    device,
+                )
+            }
+        };
         MnistBatch { images, targets }
     }
 }
@@ -70,7 +117,7 @@ mod tests {
                 label: 8,
             },
         ];
-        let batch = MnistBatcher.batch(items, &Device::flex());
+        let batch = MnistBatcher::default().batch(items, &Device::flex());
         assert_eq!(batch.images.dims(), [2, 1, 28, 28]);
         let targets: Vec<i64> = batch.targets.into_data().try_into_vec_as::<i64>().unwrap();
         assert_eq!(targets, vec![3, 8]);
@@ -78,5 +125,50 @@ mod tests {
         assert_eq!(pixels[0], 1.0);
         assert_eq!(pixels[1], 0.0);
         assert!((pixels[PIXELS] - 0.2).abs() < 1e-6);
+    }
+
+    fn items() -> Vec<MnistItem> {
+        (0..4u8)
+            .map(|label| {
+                let mut pixels = [0u8; PIXELS];
+                for y in 8..20 {
+                    pixels[y * IMAGE_SIDE + 10 + usize::from(label)] = 255;
+                }
+                MnistItem { pixels, label }
+            })
+            .collect()
+    }
+
+    fn pixels(batch: MnistBatch) -> Vec<f32> {
+        batch.images.into_data().try_into_vec_as::<f32>().unwrap()
+    }
+
+    #[test]
+    fn augmented_batches_repeat_by_seed_and_batch_number() {
+        let augmentation = Augmentation {
+            rotation_degrees: 10.0,
+            scale: 0.1,
+            shift_pixels: 2.0,
+        };
+        let device = Device::flex();
+        let plain = pixels(MnistBatcher::default().batch(items(), &device));
+        let run = MnistBatcher::augmented(augmentation, 5, 0);
+        let first = pixels(run.batch(items(), &device));
+        let second = pixels(run.batch(items(), &device));
+        assert_ne!(first, plain);
+        assert_ne!(first, second, "each batch draws anew");
+        // Another run with the same seed draws the same; a resumed one picks up the stream.
+        assert_eq!(
+            pixels(MnistBatcher::augmented(augmentation, 5, 0).batch(items(), &device)),
+            first
+        );
+        assert_eq!(
+            pixels(MnistBatcher::augmented(augmentation, 5, 1).batch(items(), &device)),
+            second
+        );
+        assert_ne!(
+            pixels(MnistBatcher::augmented(augmentation, 6, 0).batch(items(), &device)),
+            first
+        );
     }
 }

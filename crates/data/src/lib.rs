@@ -4,12 +4,16 @@
 //! [`Dataset`]: burn::data::dataset::Dataset
 //! [`Batcher`]: burn::data::dataloader::batcher::Batcher
 
+mod augment;
 mod batcher;
+mod files;
 mod idx;
 mod mnist;
 mod preprocess;
 
+pub use augment::Augmentation;
 pub use batcher::{MnistBatch, MnistBatcher, pixel_to_input};
+pub use files::write_atomic;
 pub use idx::{IdxError, IdxFile, read_idx};
 pub use mnist::{DataError, MnistDataset, MnistFile, MnistItem, Split};
 pub use preprocess::{PreprocessError, preprocess_bytes, preprocess_image, to_mnist};

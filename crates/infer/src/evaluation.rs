@@ -16,6 +16,8 @@ pub struct Evaluation {
     pub confusion: [[u32; 10]; 10],
     /// Every image the model got wrong, in test-set order.
     pub misclassified: Vec<Misclassified>,
+    /// `(true digit, predicted digit)` for every image, in test-set order.
+    pub predictions: Vec<(u8, u8)>,
 }
 
 /// A test image and the wrong digit the model gave it.
@@ -36,8 +38,10 @@ impl Evaluation {
         let mut confusion = [[0u32; 10]; 10];
         let mut loss = 0.0;
         let mut misclassified = Vec::new();
+        let mut predictions = Vec::with_capacity(items.len());
         for (prediction, item) in classifier.classify(&pixels).iter().zip(&items) {
             let truth = usize::from(item.label);
+            predictions.push((item.label, prediction.digit.min(9) as u8));
             confusion[truth][prediction.digit.min(9)] += 1;
             if prediction.digit != truth {
                 misclassified.push(Misclassified {
@@ -56,6 +60,7 @@ impl Evaluation {
             accuracy: 100.0 * f64::from(correct) / n,
             confusion,
             misclassified,
+            predictions,
         }
     }
 

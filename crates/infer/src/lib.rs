@@ -17,8 +17,9 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Weights of a default-config training run, built into the binary so a fresh clone can
-/// classify without training first.
+/// classify without training first, and the config that run saved beside them.
 const SHIPPED_MODEL: &[u8] = include_bytes!("../model/model.bpk");
+const SHIPPED_CONFIG: &str = include_str!("../model/config.toml");
 
 /// Why a model could not be loaded. Every variant names the file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,8 @@ pub enum LoadError {
         config: String,
         reason: String,
     },
+    #[error(transparent)]
+    Weights(#[from] model::InterchangeError),
 }
 
 /// Where the weights come from.
@@ -42,6 +45,19 @@ pub enum ModelSource {
     Shipped,
     /// A training run's artifact directory (`model.bpk` + `config.toml`).
     RunDir(PathBuf),
+    /// A PyTorch `state_dict` of the tutorial's model (`.pt`, `.pth` or `.safetensors`).
+    Weights(PathBuf),
+}
+
+impl ModelSource {
+    /// How the source is named in output.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Shipped => "the shipped model".into(),
+            Self::RunDir(dir) => dir.join("model.bpk").display().to_string(),
+            Self::Weights(path) => path.display().to_string(),
+        }
+    }
 }
 
 /// A digit and how sure the network is of each class.
@@ -141,9 +157,19 @@ pub struct DigitClassifier {
 /// The part of a run's `config.toml` inference needs.
 #[derive(Deserialize)]
 struct RunFile {
-    model: CnnConfig,
+    /// Keys a run's file leaves out (older runs predate some) take [`CnnConfig`]'s defaults.
+    model: toml::Table,
     #[serde(default)]
     data: Option<RunData>,
+}
+
+impl RunFile {
+    fn model(&self) -> Result<CnnConfig, toml::de::Error> {
+        let mut model = toml::Table::try_from(CnnConfig::new())
+            .expect("a CnnConfig always serialises to a table");
+        model.extend(self.model.clone());
+        model.try_into()
+    }
 }
 
 /// The part of a run's `[data]` section evaluation needs.
@@ -163,8 +189,12 @@ pub fn run_data_dir(run_dir: &Path) -> Result<PathBuf, LoadError> {
 impl DigitClassifier {
     pub fn load(source: &ModelSource, device: Device) -> Result<Self, LoadError> {
         let (config, record, record_name, config_name) = match source {
+            ModelSource::Weights(path) => {
+                let cnn = Cnn::load_pytorch_weights(path, &device)?;
+                return Ok(Self { cnn, device });
+            }
             ModelSource::Shipped => (
-                CnnConfig::new(),
+                read_model_config(SHIPPED_CONFIG, Path::new("<shipped config>"))?,
                 ModuleRecord::from_bytes(Bytes::from_bytes_vec(SHIPPED_MODEL.to_vec())).map_err(
                     |e| LoadError::Unreadable {
                         path: "<shipped model>".into(),
@@ -197,11 +227,21 @@ impl DigitClassifier {
                 )
             }
         };
-        if config.feature_side().is_none() {
+        let problem = if config.feature_side().is_none() {
+            Some("its kernel sizes leave no feature map".to_string())
+        } else if !(config.input_std.is_finite() && config.input_std > 0.0) {
+            Some(format!(
+                "input_std must be positive, got {}",
+                config.input_std
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = problem {
             return Err(LoadError::Mismatch {
                 record: record_name,
                 config: config_name,
-                reason: "its kernel sizes leave no feature map".into(),
+                reason,
             });
         }
         let cnn =
@@ -227,6 +267,11 @@ impl DigitClassifier {
 
     const BATCH: usize = 256;
 
+    /// The loaded network, e.g. to export it.
+    pub fn network(&self) -> &Cnn {
+        &self.cnn
+    }
+
     fn classify_batch(&self, images: &[[u8; PIXELS]]) -> Vec<Prediction> {
         if images.is_empty() {
             return Vec::new();
@@ -249,11 +294,22 @@ impl DigitClassifier {
 }
 
 fn read_run_config(path: &Path) -> Result<CnnConfig, LoadError> {
-    read_run_file(path).map(|run| run.model)
+    let text = read_text(path)?;
+    read_model_config(&text, path)
+}
+
+fn read_model_config(text: &str, path: &Path) -> Result<CnnConfig, LoadError> {
+    parse_run_file(text, path)?
+        .model()
+        .map_err(|e| unreadable_toml(path, &e))
 }
 
 fn read_run_file(path: &Path) -> Result<RunFile, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+    parse_run_file(&read_text(path)?, path)
+}
+
+fn read_text(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LoadError::Missing {
             path: path.to_path_buf(),
             hint: "expected a training run's artifact directory",
@@ -262,11 +318,22 @@ fn read_run_file(path: &Path) -> Result<RunFile, LoadError> {
             path: path.to_path_buf(),
             reason: e.to_string(),
         },
-    })?;
-    toml::from_str::<RunFile>(&text).map_err(|e| LoadError::Unreadable {
-        path: path.to_path_buf(),
-        reason: e.message().split_whitespace().collect::<Vec<_>>().join(" "),
     })
+}
+
+fn parse_run_file(text: &str, path: &Path) -> Result<RunFile, LoadError> {
+    toml::from_str::<RunFile>(text).map_err(|e| unreadable_toml(path, &e))
+}
+
+fn unreadable_toml(path: &Path, error: &toml::de::Error) -> LoadError {
+    LoadError::Unreadable {
+        path: path.to_path_buf(),
+        reason: error
+            .message()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
 }
 
 fn argmax(values: &[f32]) -> usize {

@@ -15,8 +15,12 @@ struct Cli {
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// A training run's artifact directory [default: the model shipped in this binary].
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     model: Option<PathBuf>,
+    /// A PyTorch state_dict of the tutorial's model instead (.pt, .pth or .safetensors),
+    /// fed `ToTensor()` inputs as in the tutorial.
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    weights: Option<PathBuf>,
     /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU).
     #[arg(long, default_value = "flex")]
     backend: BackendKind,
@@ -44,7 +48,11 @@ fn main() -> ExitCode {
 
 /// Classifies every input; returns whether all of them could be classified.
 fn run(cli: Cli) -> anyhow::Result<bool> {
-    let source = cli.model.map_or(ModelSource::Shipped, ModelSource::RunDir);
+    let source = match (cli.model, cli.weights) {
+        (Some(dir), _) => ModelSource::RunDir(dir),
+        (None, Some(file)) => ModelSource::Weights(file),
+        (None, None) => ModelSource::Shipped,
+    };
     let ready = cli.backend.init()?;
     if cli.backend == BackendKind::Wgpu {
         eprintln!("using {}", ready.description);

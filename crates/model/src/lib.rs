@@ -2,8 +2,10 @@
 //! [`Device`] so the same code trains and serves on any backend.
 
 mod backend;
+mod interchange;
 
 pub use backend::{BackendError, BackendKind, ReadyDevice, UnknownBackend};
+pub use interchange::{InterchangeError, WeightsFormat};
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -32,6 +34,14 @@ pub struct CnnConfig {
     /// Number of classes the network scores.
     #[config(default = 10)]
     pub num_classes: usize,
+    /// Inputs arrive as `ToTensor()` scales them, in `[0, 1]`; the network first standardises
+    /// them to `(x - input_mean) / input_std`. Keeping this inside the model means training,
+    /// evaluation, inference and exported weights can never disagree about it. The defaults
+    /// leave inputs unchanged, as the tutorial does.
+    #[config(default = 0.0)]
+    pub input_mean: f64,
+    #[config(default = 1.0)]
+    pub input_std: f64,
 }
 
 /// `Conv2d → ReLU → MaxPool2d(2) → Conv2d → ReLU → MaxPool2d(2) → Flatten → Linear`.
@@ -43,6 +53,24 @@ pub struct Cnn {
     conv2: Conv2d,
     pool: MaxPool2d,
     classifier: Linear,
+    /// The input standardisation: a constant of the run's config, not a parameter.
+    #[module(skip)]
+    input_norm: InputNorm,
+}
+
+/// The standardisation the first convolution sees its input through.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InputNorm {
+    pub mean: f64,
+    pub std: f64,
+}
+
+impl InputNorm {
+    /// No change: `ToTensor()` inputs go straight in.
+    pub const IDENTITY: Self = Self {
+        mean: 0.0,
+        std: 1.0,
+    };
 }
 
 impl CnnConfig {
@@ -73,6 +101,10 @@ impl CnnConfig {
             pool: MaxPool2dConfig::new([2, 2]).init(),
             classifier: LinearConfig::new(self.conv2_channels * side * side, self.num_classes)
                 .init(device),
+            input_norm: InputNorm {
+                mean: self.input_mean,
+                std: self.input_std,
+            },
         }
     }
 }
@@ -82,6 +114,12 @@ impl Cnn {
     /// - `images`: `[batch, 1, 28, 28]`, scaled as the `data` crate scales pixels.
     /// - returns logits `[batch, num_classes]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let InputNorm { mean, std } = self.input_norm;
+        let images = if self.input_norm == InputNorm::IDENTITY {
+            images
+        } else {
+            images.sub_scalar(mean).div_scalar(std)
+        };
         let x = self.pool.forward(relu(self.conv1.forward(images)));
         let x = self.pool.forward(relu(self.conv2.forward(x)));
         self.classifier.forward(x.flatten(1, 3))

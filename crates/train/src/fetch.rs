@@ -1,7 +1,7 @@
 //! Downloading MNIST from the public mirrors, verified with the same checksums as loading.
 
-use crate::artifacts::write_atomic;
 use anyhow::{Context, bail};
+use data::write_atomic;
 use data::{MnistFile, read_idx};
 use std::io::Read;
 use std::path::Path;

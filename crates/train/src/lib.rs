@@ -1,7 +1,6 @@
 //! Training the MNIST network with Burn's Learner: strict TOML configs, per-epoch reports and
 //! checkpoints, and a run directory holding everything needed to reuse the model.
 
-pub mod artifacts;
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;

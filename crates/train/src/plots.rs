@@ -1,8 +1,8 @@
 //! `curves.png`: loss and accuracy per epoch, train and test, drawn with plotters.
 
-use crate::artifacts::write_atomic;
 use crate::report::EpochRow;
 use anyhow::anyhow;
+use data::write_atomic;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;

@@ -1,11 +1,11 @@
 //! Per-epoch reporting: one readable line per epoch and `metrics.csv`, fed by Burn's metric
 //! events, so the numbers on screen and on disk are the Learner's own.
 
-use crate::artifacts::write_atomic;
 use burn::train::Interrupter;
 use burn::train::logger::MetricLogger;
 use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
 use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
+use data::write_atomic;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

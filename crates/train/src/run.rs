@@ -1,9 +1,8 @@
 //! One training run, from a config file to a directory of artifacts.
 
-use crate::artifacts::write_atomic;
 use crate::checkpoint::last_complete_epoch;
 use crate::classifier::Classifier;
-use crate::config::RunConfig;
+use crate::config::{OptimizerSection, RunConfig, Schedule};
 use crate::fetch::download_missing;
 use crate::plots::write_curves;
 use crate::quiet::QuietRenderer;
@@ -15,11 +14,17 @@ use burn::data::dataset::Dataset;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::AdamConfig;
 use burn::optim::decay::WeightDecayConfig;
+use burn::optim::lr_scheduler::LrSchedulerConfig;
+use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
+use burn::optim::lr_scheduler::linear::LinearLrSchedulerConfig;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::optim::lr_scheduler::sequential::SequentialLrSchedulerConfig;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Interrupter, Learner, SupervisedTraining};
+use data::write_atomic;
 use data::{DataError, MnistBatcher, MnistDataset, Split};
 use model::{BackendKind, Cnn};
 use serde::Serialize;
@@ -132,12 +137,21 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
     device.seed(config.seed);
     let autodiff = device.clone().autodiff();
 
-    let train_loader = DataLoaderBuilder::new(MnistBatcher)
+    let batches_per_epoch = train_set.len().div_ceil(config.training.batch_size);
+    let train_batcher = match config.augmentation.augmentation() {
+        Some(augmentation) => MnistBatcher::augmented(
+            augmentation,
+            config.seed,
+            (resume_from.unwrap_or(0) * batches_per_epoch) as u64,
+        ),
+        None => MnistBatcher::default(),
+    };
+    let train_loader = DataLoaderBuilder::new(train_batcher)
         .batch_size(config.training.batch_size)
         .shuffle(config.seed)
         .set_device(autodiff.clone())
         .build(train_set.clone());
-    let test_loader = DataLoaderBuilder::new(MnistBatcher)
+    let test_loader = DataLoaderBuilder::new(MnistBatcher::default())
         .batch_size(config.training.batch_size)
         .set_device(device.clone())
         .build(valid_set.clone());
@@ -225,8 +239,10 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
              driver, seconds on a GPU; they are cached for later runs"
         );
     }
+    let schedule = learning_rate_schedule(o, epochs * batches_per_epoch)
+        .map_err(|e| anyhow::anyhow!("{}: `optimizer`: {e}", config_path.display()))?;
     let started = Instant::now();
-    let result = training.launch(Learner::new(classifier, optimizer, o.learning_rate));
+    let result = training.launch(Learner::new(classifier, optimizer, schedule));
     let train_seconds = started.elapsed().as_secs_f64();
     if let Some(error) = result.error {
         bail!("training failed: {error}");
@@ -298,6 +314,37 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
         model_path.display()
     );
     Ok(summary)
+}
+
+/// The config's learning-rate schedule over a run of `steps` optimizer steps.
+fn learning_rate_schedule(o: &OptimizerSection, steps: usize) -> Result<ModuleLrScheduler, String> {
+    let peak = o.learning_rate;
+    let last = peak * o.final_lr_fraction;
+    let steps = steps.max(2);
+    match o.schedule {
+        Schedule::Constant => Ok(peak.into()),
+        Schedule::Cosine => CosineAnnealingLrSchedulerConfig::new(peak, steps)
+            .with_min_lr(last)
+            .init(),
+        Schedule::OneCycle => {
+            let warmup = ((steps as f64 * o.warmup_fraction).round() as usize).clamp(1, steps - 1);
+            SequentialLrSchedulerConfig::new(
+                vec![
+                    LrSchedulerConfig::Linear(LinearLrSchedulerConfig::new(
+                        peak / 25.0,
+                        peak,
+                        warmup,
+                    )),
+                    LrSchedulerConfig::Cosine(
+                        CosineAnnealingLrSchedulerConfig::new(peak, steps - warmup)
+                            .with_min_lr(last),
+                    ),
+                ],
+                vec![warmup],
+            )
+            .init()
+        }
+    }
 }
 
 /// The rows of `metrics.csv` for epochs up to `last_epoch` (those a resumed run keeps).
@@ -402,7 +449,7 @@ fn evaluate(cnn: &Cnn, dataset: &MnistDataset, batch_size: usize, device: &Devic
     for start in (0..dataset.len()).step_by(batch_size.max(1)) {
         let end = (start + batch_size).min(dataset.len());
         let items = (start..end).filter_map(|i| dataset.item(i)).collect();
-        let batch = MnistBatcher.batch(items, device);
+        let batch = MnistBatcher::default().batch(items, device);
         let logits = cnn.forward(batch.images);
         let batch_loss = loss
             .forward(logits.clone(), batch.targets.clone())

@@ -19,7 +19,7 @@ fn test_batch(start: usize, count: usize, device: &Device) -> MnistBatch {
     let items = (start..start + count)
         .filter_map(|i| test.item(i))
         .collect();
-    MnistBatcher.batch(items, device)
+    MnistBatcher::default().batch(items, device)
 }
 
 fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {

@@ -3,23 +3,33 @@ use clap::Parser;
 use data::{MnistDataset, Split};
 use infer::{DigitClassifier, Evaluation, ModelSource};
 use model::BackendKind;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Score a trained model on the MNIST test set: accuracy, loss, per-digit precision and recall,
-/// the confusion matrix; draws `confusion.png` and `misclassified.png` into the run directory.
+/// the confusion matrix; draws `confusion.png` and `misclassified.png`.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
-    /// The training run to evaluate.
-    #[arg(long, default_value = "artifacts/default")]
+    /// The training run to evaluate; the figures are drawn into it.
+    #[arg(long, default_value = "artifacts/default", conflicts_with = "weights")]
     artifact_dir: PathBuf,
+    /// Evaluate a PyTorch state_dict of the tutorial's model instead (.pt, .pth, .safetensors).
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
     /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU).
     #[arg(long, default_value = "flex")]
     backend: BackendKind,
-    /// Where MNIST is [default: the run's `data.dir`].
+    /// Where MNIST is [default: the run's `data.dir`, or data/mnist with --weights].
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Draw the figures into this directory [default: the run's directory; none with --weights].
+    #[arg(long, value_name = "DIR")]
+    figures: Option<PathBuf>,
+    /// Write every test image's label and predicted digit to this CSV file.
+    #[arg(long, value_name = "FILE")]
+    predictions: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -33,30 +43,49 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let source = ModelSource::RunDir(cli.artifact_dir.clone());
-    let data_dir = match cli.data {
-        Some(dir) => dir,
-        None => infer::run_data_dir(&cli.artifact_dir)?,
+    let (source, data_dir, figures) = match &cli.weights {
+        Some(weights) => (
+            ModelSource::Weights(weights.clone()),
+            cli.data.unwrap_or_else(|| PathBuf::from("data/mnist")),
+            cli.figures,
+        ),
+        None => (
+            ModelSource::RunDir(cli.artifact_dir.clone()),
+            match cli.data {
+                Some(dir) => dir,
+                None => infer::run_data_dir(&cli.artifact_dir)?,
+            },
+            Some(cli.figures.unwrap_or(cli.artifact_dir)),
+        ),
     };
     let ready = cli.backend.init()?;
     let classifier =
         DigitClassifier::load(&source, ready.device).context("cannot load the model")?;
     let test = MnistDataset::load(&data_dir, Split::Test)?;
-    println!(
-        "{} on {}",
-        cli.artifact_dir.join("model.bpk").display(),
-        ready.description
-    );
+    println!("{} on {}", source.describe(), ready.description);
     let evaluation = Evaluation::run(&classifier, &test);
     println!("{evaluation}");
-    let confusion = cli.artifact_dir.join("confusion.png");
-    let misclassified = cli.artifact_dir.join("misclassified.png");
-    infer::write_confusion(&evaluation, &confusion)?;
-    infer::write_misclassified(&evaluation, &misclassified)?;
-    println!(
-        "\nwrote {} and {}",
-        confusion.display(),
-        misclassified.display()
-    );
+    if let Some(path) = &cli.predictions {
+        let mut csv = String::from("index,label,predicted\n");
+        for (index, (label, predicted)) in evaluation.predictions.iter().enumerate() {
+            writeln!(csv, "{index},{label},{predicted}")?;
+        }
+        data::write_atomic(path, csv.as_bytes())
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(dir) = figures {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        let confusion = dir.join("confusion.png");
+        let misclassified = dir.join("misclassified.png");
+        infer::write_confusion(&evaluation, &confusion)?;
+        infer::write_misclassified(&evaluation, &misclassified)?;
+        println!(
+            "\nwrote {} and {}",
+            confusion.display(),
+            misclassified.display()
+        );
+    }
     Ok(())
 }

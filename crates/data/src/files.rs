@@ -1,4 +1,4 @@
-//! Writing a run's files so that an interruption never leaves a half-written one in place.
+//! Writing files so that an interruption never leaves a half-written one in place.
 
 use std::io::Write;
 use std::path::Path;

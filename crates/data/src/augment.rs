@@ -1,0 +1,167 @@
+//! Seeded random distortions of training images: small rotations, scalings and shifts, the
+//! variation between people's handwriting that 60,000 images only sample.
+
+use crate::PIXELS;
+use crate::batcher::pixel_to_input;
+use model::IMAGE_SIDE;
+use rand::{Rng, RngExt};
+
+/// Bounds of the random affine distortion; each image draws its own values uniformly from
+/// ± these bounds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Augmentation {
+    pub rotation_degrees: f32,
+    /// Relative: 0.1 draws scales from 0.9 to 1.1.
+    pub scale: f32,
+    pub shift_pixels: f32,
+}
+
+impl Augmentation {
+    /// True when no bound allows any change.
+    pub fn is_identity(&self) -> bool {
+        self.rotation_degrees == 0.0 && self.scale == 0.0 && self.shift_pixels == 0.0
+    }
+
+    /// Writes one randomly distorted copy of `pixels` into `inputs`, already scaled as
+    /// [`pixel_to_input`] scales pixels. The image turns and scales about its centre and is
+    /// resampled bilinearly; whatever comes from outside the frame is background.
+    pub fn apply(&self, pixels: &[u8; PIXELS], rng: &mut impl Rng, inputs: &mut [f32]) {
+        let mut draw = |bound: f32| {
+            if bound > 0.0 {
+                rng.random_range(-bound..=bound)
+            } else {
+                0.0
+            }
+        };
+        let angle = draw(self.rotation_degrees).to_radians();
+        let scale = 1.0 + draw(self.scale);
+        let (dx, dy) = (draw(self.shift_pixels), draw(self.shift_pixels));
+        // Each output pixel reads the source at the inverse transform of its position.
+        let (sin, cos) = angle.sin_cos();
+        let centre = (IMAGE_SIDE as f32 - 1.0) / 2.0;
+        for (y, row) in inputs.chunks_exact_mut(IMAGE_SIDE).enumerate() {
+            let oy = y as f32 - centre - dy;
+            for (x, input) in row.iter_mut().enumerate() {
+                let ox = x as f32 - centre - dx;
+                let sx = (cos * ox + sin * oy) / scale + centre;
+                let sy = (-sin * ox + cos * oy) / scale + centre;
+                *input = pixel_to_input_f32(bilinear(pixels, sx, sy));
+            }
+        }
+    }
+}
+
+/// [`pixel_to_input`] for an interpolated (fractional) pixel value; the scaling is linear, so
+/// interpolating pixels and then scaling equals scaling and then interpolating.
+fn pixel_to_input_f32(value: f32) -> f32 {
+    value * pixel_to_input(1)
+}
+
+/// The image's value at a fractional position, 0 outside the frame.
+fn bilinear(pixels: &[u8; PIXELS], x: f32, y: f32) -> f32 {
+    let (x0, y0) = (x.floor(), y.floor());
+    let (fx, fy) = (x - x0, y - y0);
+    let at = |xi: f32, yi: f32| -> f32 {
+        if xi < 0.0 || yi < 0.0 || xi >= IMAGE_SIDE as f32 || yi >= IMAGE_SIDE as f32 {
+            0.0
+        } else {
+            f32::from(pixels[yi as usize * IMAGE_SIDE + xi as usize])
+        }
+    };
+    let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;
+    let bottom = at(x0, y0 + 1.0) * (1.0 - fx) + at(x0 + 1.0, y0 + 1.0) * fx;
+    top * (1.0 - fy) + bottom * fy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn stroke() -> [u8; PIXELS] {
+        let mut pixels = [0u8; PIXELS];
+        for y in 6..22 {
+            pixels[y * IMAGE_SIDE + 13] = 255;
+            pixels[y * IMAGE_SIDE + 14] = 200;
+        }
+        pixels
+    }
+
+    fn distort(augmentation: Augmentation, seed: u64) -> Vec<f32> {
+        let mut inputs = vec![0.0; PIXELS];
+        augmentation.apply(&stroke(), &mut StdRng::seed_from_u64(seed), &mut inputs);
+        inputs
+    }
+
+    const NONE: Augmentation = Augmentation {
+        rotation_degrees: 0.0,
+        scale: 0.0,
+        shift_pixels: 0.0,
+    };
+
+    #[test]
+    fn no_distortion_is_the_plain_scaling() {
+        assert!(NONE.is_identity());
+        let inputs = distort(NONE, 1);
+        let expected: Vec<f32> = stroke().iter().map(|&p| pixel_to_input(p)).collect();
+        for (a, b) in inputs.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn same_seed_same_image_other_seed_other_image() {
+        let augmentation = Augmentation {
+            rotation_degrees: 15.0,
+            scale: 0.1,
+            shift_pixels: 2.0,
+        };
+        assert!(!augmentation.is_identity());
+        assert_eq!(distort(augmentation, 7), distort(augmentation, 7));
+        assert_ne!(distort(augmentation, 7), distort(augmentation, 8));
+    }
+
+    #[test]
+    fn a_whole_pixel_shift_moves_the_stroke() {
+        // Bounds of exactly one pixel drawn many times: ink mass is kept and stays near the
+        // centre, and the column of maximum ink moves by at most the bound.
+        let augmentation = Augmentation {
+            shift_pixels: 1.0,
+            ..NONE
+        };
+        let original: f32 = stroke().iter().map(|&p| pixel_to_input(p)).sum();
+        for seed in 0..20 {
+            let inputs = distort(augmentation, seed);
+            let ink: f32 = inputs.iter().sum();
+            assert!(
+                (ink - original).abs() / original < 0.15,
+                "seed {seed}: {ink}"
+            );
+            let mut columns = [0.0f32; IMAGE_SIDE];
+            for (i, v) in inputs.iter().enumerate() {
+                columns[i % IMAGE_SIDE] += v;
+            }
+            let peak = (0..IMAGE_SIDE)
+                .max_by(|&a, &b| columns[a].total_cmp(&columns[b]))
+                .unwrap();
+            assert!((12..=15).contains(&peak), "seed {seed}: column {peak}");
+        }
+    }
+
+    #[test]
+    fn rotation_turns_a_vertical_stroke() {
+        let augmentation = Augmentation {
+            rotation_degrees: 30.0,
+            ..NONE
+        };
+        // Some draw among these seeds turns the stroke by more than 10°: its ends leave the
+        // two middle columns.
+        let turned = (0..10).any(|seed| {
+            let inputs = distort(augmentation, seed);
+            let top_row = &inputs[7 * IMAGE_SIDE..8 * IMAGE_SIDE];
+            top_row[13] + top_row[14] < 0.5
+        });
+        assert!(turned);
+    }
+}

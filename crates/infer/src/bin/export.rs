@@ -1,0 +1,42 @@
+use anyhow::Context;
+use clap::Parser;
+use infer::{DigitClassifier, ModelSource};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Write a training run's weights as a safetensors file that PyTorch's `load_state_dict`
+/// takes for the tutorial's `nn.Sequential` model, fed `ToTensor()` inputs: any input
+/// standardisation the run used is folded into the first convolution.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// The training run to export.
+    #[arg(long, default_value = "artifacts/default")]
+    artifact_dir: PathBuf,
+    /// The safetensors file to write.
+    #[arg(long, value_name = "FILE.safetensors")]
+    to: PathBuf,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let source = ModelSource::RunDir(cli.artifact_dir);
+    let classifier = DigitClassifier::load(&source, burn::tensor::Device::flex())
+        .context("cannot load the model")?;
+    classifier.network().save_pytorch_safetensors(&cli.to)?;
+    println!("{} → {}", source.describe(), cli.to.display());
+    println!(
+        "load in PyTorch: model.load_state_dict(safetensors.torch.load_file(\"{}\"))",
+        cli.to.display()
+    );
+    Ok(())
+}
