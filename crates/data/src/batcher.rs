@@ -8,6 +8,7 @@ use burn::prelude::*;
 use model::IMAGE_SIDE;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rayon::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -80,14 +81,19 @@ impl Batcher<MnistItem, MnistBatch> for MnistBatcher {
             None => Self::images(items.iter().map(|item| &item.pixels), device),
             Some(augmenter) => {
                 let batch = augmenter.next_batch.fetch_add(1, Ordering::Relaxed);
-                // One well-mixed stream per batch: the seed and the batch number together.
-                let mut rng = StdRng::seed_from_u64(
-                    augmenter.seed ^ batch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                );
                 let mut inputs = vec![0.0; items.len() * PIXELS];
-                for (item, slot) in items.iter().zip(inputs.chunks_exact_mut(PIXELS)) {
-                    augmenter.augmentation.apply(&item.pixels, &mut rng, slot);
-                }
+                // Images are distorted in parallel, each from its own stream (the seed, the
+                // batch number and its place in the batch), so threads cannot change the draws.
+                inputs
+                    .par_chunks_exact_mut(PIXELS)
+                    .zip(items.par_iter())
+                    .enumerate()
+                    .for_each(|(position, (slot, item))| {
+                        let stream =
+                            (batch << 16 | position as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                        let mut rng = StdRng::seed_from_u64(augmenter.seed ^ stream);
+                        augmenter.augmentation.apply(&item.pixels, &mut rng, slot);
+                    });
                 Tensor::from_data(
                     TensorData::new(inputs, [items.len(), 1, IMAGE_SIDE, IMAGE_SIDE]),
                     device,
