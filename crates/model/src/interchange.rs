@@ -85,7 +85,7 @@ impl Cnn {
             .with_to_adapter(BurnToPyTorchAdapter)
             .metadata("format", "pt");
         for (burn, torch) in LAYERS {
-            store = store.with_key_remapping(&format!(r"^{burn}\."), &format!("{torch}."));
+            store = store.with_key_remapping(format!(r"^{burn}\."), format!("{torch}."));
         }
         folded
             .save_into(&mut store)
@@ -119,7 +119,7 @@ impl Cnn {
                     .validate(false)
                     .map_indices_contiguous(false);
                 for (burn, torch) in LAYERS {
-                    store = store.with_key_remapping(&format!(r"^{torch}\."), &format!("{burn}."));
+                    store = store.with_key_remapping(format!(r"^{torch}\."), format!("{burn}."));
                 }
                 cnn.load_from(&mut store)
                     .map_err(|e| unreadable(one_line(&e.to_string())))?
@@ -131,7 +131,7 @@ impl Cnn {
                     .map_indices_contiguous(false)
                     .with_from_adapter(PyTorchToBurnAdapter);
                 for (burn, torch) in LAYERS {
-                    store = store.with_key_remapping(&format!(r"^{torch}\."), &format!("{burn}."));
+                    store = store.with_key_remapping(format!(r"^{torch}\."), format!("{burn}."));
                 }
                 cnn.load_from(&mut store)
                     .map_err(|e| unreadable(one_line(&e.to_string())))?
