@@ -1,6 +1,6 @@
 //! `cargo xtask eval`: score a training run, or PyTorch weights, on the test set.
 
-use crate::{absolute, cargo};
+use crate::{absolute, arg, run_binary};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -20,18 +20,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let path = |p: &PathBuf| absolute(p).to_string_lossy().into_owned();
-    let mut command: Vec<String> = [
-        "run",
-        "--quiet",
-        "--package",
-        "infer",
-        "--bin",
-        "eval",
-        "--",
-    ]
-    .map(String::from)
-    .into();
+    let path = |p: &PathBuf| arg(&absolute(p));
+    let mut command = Vec::new();
     match &args.weights {
         Some(weights) => command.extend(["--weights".into(), path(weights)]),
         None => command.extend(["--artifact-dir".into(), path(&args.artifact_dir)]),
@@ -40,5 +30,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         command.extend(["--predictions".into(), path(predictions)]);
     }
     command.extend(["--backend".into(), args.backend]);
-    cargo(&command)
+    run_binary("infer", "eval", command)
 }

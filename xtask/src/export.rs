@@ -1,6 +1,6 @@
 //! `cargo xtask export`: a training run's weights as a PyTorch-loadable safetensors file.
 
-use crate::{absolute, cargo};
+use crate::{absolute, arg, run_binary};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -14,22 +14,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut command: Vec<String> = [
-        "run",
-        "--quiet",
-        "--package",
+    run_binary(
         "infer",
-        "--bin",
         "export",
-        "--",
-    ]
-    .map(String::from)
-    .into();
-    command.extend([
-        "--artifact-dir".into(),
-        absolute(&args.artifact_dir).to_string_lossy().into_owned(),
-        "--to".into(),
-        absolute(&args.to).to_string_lossy().into_owned(),
-    ]);
-    cargo(&command)
+        vec![
+            "--artifact-dir".into(),
+            arg(&absolute(&args.artifact_dir)),
+            "--to".into(),
+            arg(&absolute(&args.to)),
+        ],
+    )
 }

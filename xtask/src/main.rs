@@ -70,6 +70,21 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// `cargo run --quiet --package PACKAGE --bin BIN -- ARGS`: one of the project's binaries, built
+/// first if needed.
+fn run_binary(package: &str, bin: &str, args: Vec<String>) -> anyhow::Result<()> {
+    let mut command: Vec<String> = ["run", "--quiet", "--package", package, "--bin", bin, "--"]
+        .map(String::from)
+        .into();
+    command.extend(args);
+    cargo(&command)
+}
+
+/// A path as a command-line argument.
+fn arg(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
 /// `cargo <args>` in the workspace root; fails with the command when it does not succeed.
 fn cargo(args: &[String]) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
