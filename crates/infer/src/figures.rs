@@ -148,12 +148,9 @@ fn draw_png(
     }
     let image = image::RgbImage::from_raw(width, height, pixels)
         .ok_or_else(|| anyhow!("plot buffer has the wrong size"))?;
-    // Written beside the target and renamed over it, so a crash never leaves half a PNG.
-    let partial = path.with_extension("png.partial");
-    image
-        .save_with_format(&partial, image::ImageFormat::Png)
-        .and_then(|()| std::fs::rename(&partial, path).map_err(image::ImageError::IoError))
-        .map_err(|e| anyhow!("{}: cannot write: {e}", path.display()))
+    let mut png = Vec::new();
+    image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    data::write_atomic(path, &png).map_err(|e| anyhow!("{}: cannot write: {e}", path.display()))
 }
 
 fn register_font() -> anyhow::Result<()> {
