@@ -6,8 +6,8 @@ use crate::{Cnn, CnnConfig, InputNorm};
 use burn::module::Param;
 use burn::prelude::*;
 use burn::store::{
-    ApplyError, ApplyResult, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
-    PytorchStore, SafetensorsStore,
+    ApplyError, ApplyResult, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot,
+    PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 use std::path::{Path, PathBuf};
 
@@ -83,10 +83,8 @@ impl Cnn {
         let mut store = SafetensorsStore::from_file(path)
             .overwrite(true)
             .with_to_adapter(BurnToPyTorchAdapter)
-            .metadata("format", "pt");
-        for (burn, torch) in LAYERS {
-            store = store.with_key_remapping(format!(r"^{burn}\."), format!("{torch}."));
-        }
+            .metadata("format", "pt")
+            .remap(renaming(Direction::ToPytorch));
         folded
             .save_into(&mut store)
             .map_err(|e| InterchangeError::Unwritable {
@@ -117,10 +115,8 @@ impl Cnn {
                 let mut store = PytorchStore::from_file(path)
                     .allow_partial(true)
                     .validate(false)
-                    .map_indices_contiguous(false);
-                for (burn, torch) in LAYERS {
-                    store = store.with_key_remapping(format!(r"^{torch}\."), format!("{burn}."));
-                }
+                    .map_indices_contiguous(false)
+                    .remap(renaming(Direction::FromPytorch));
                 cnn.load_from(&mut store)
                     .map_err(|e| unreadable(one_line(&e.to_string())))?
             }
@@ -129,10 +125,8 @@ impl Cnn {
                     .allow_partial(true)
                     .validate(false)
                     .map_indices_contiguous(false)
-                    .with_from_adapter(PyTorchToBurnAdapter);
-                for (burn, torch) in LAYERS {
-                    store = store.with_key_remapping(format!(r"^{torch}\."), format!("{burn}."));
-                }
+                    .with_from_adapter(PyTorchToBurnAdapter)
+                    .remap(renaming(Direction::FromPytorch));
                 cnn.load_from(&mut store)
                     .map_err(|e| unreadable(one_line(&e.to_string())))?
             }
@@ -147,6 +141,22 @@ impl Cnn {
             })
         }
     }
+}
+
+/// Which way tensor names are translated.
+#[derive(Clone, Copy)]
+enum Direction {
+    ToPytorch,
+    FromPytorch,
+}
+
+/// The [`LAYERS`] renaming as a store's key remapper (`conv1.weight` ⇄ `0.weight`).
+fn renaming(direction: Direction) -> KeyRemapper {
+    let patterns = LAYERS.iter().map(|(burn, torch)| match direction {
+        Direction::ToPytorch => (format!(r"^{burn}\."), format!("{torch}.")),
+        Direction::FromPytorch => (format!(r"^{torch}\."), format!("{burn}.")),
+    });
+    KeyRemapper::from_pattern_iter(patterns).expect("layer names are valid patterns")
 }
 
 /// What went wrong in a load, in PyTorch's names.
