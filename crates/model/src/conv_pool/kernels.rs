@@ -1,0 +1,584 @@
+//! The arithmetic of a `Conv2d → ReLU → MaxPool2d(2)` block on plain `f32` slices, forward
+//! and backward, with the batch split across threads.
+//!
+//! Every inner loop is a multiply-add over a contiguous run of one channel: a convolution map
+//! is kept with the *input's* row stride, so the contribution of kernel tap `(ky, kx)` to a
+//! run of output positions is `map[p..] += w · input[p + ky·width + kx ..]`. The columns
+//! past the right edge of the map are computed and never read. Runs are [`CHUNK`] values long,
+//! a size the compiler keeps in vector registers; on x86-64 the kernels are compiled a second
+//! time for AVX2 with fused multiply-add, and picked at run time.
+//!
+//! Pooling records, for each pooled value, which of its four inputs won (or that ReLU cut it),
+//! so the backward pass sends each gradient to one position and does no other pooling work.
+
+use rayon::prelude::*;
+
+/// A pooled value that ReLU set to zero: no gradient flows back through it.
+const CUT: u8 = u8::MAX;
+
+/// Images per parallel task in the backward pass. Each task sums its own weight gradient and
+/// the partial sums are added in task order, so results do not depend on the thread count.
+const IMAGES_PER_TASK: usize = 8;
+
+/// Values computed together, in vector registers, by the innermost loops.
+const CHUNK: usize = 32;
+
+/// Shapes of one block: stride 1, no padding, a 2×2 pooling window with stride 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl Geometry {
+    /// `[height, width]` of each pooled output map (odd convolution sizes drop their last
+    /// row or column, as `MaxPool2d` does).
+    pub fn pooled(&self) -> [usize; 2] {
+        [
+            (self.height + 1 - self.kernel) / 2,
+            (self.width + 1 - self.kernel) / 2,
+        ]
+    }
+
+    fn plane(&self) -> usize {
+        self.height * self.width
+    }
+
+    fn taps(&self) -> usize {
+        self.kernel * self.kernel
+    }
+
+    fn image_len(&self) -> usize {
+        self.in_channels * self.plane()
+    }
+
+    fn output_len(&self) -> usize {
+        let [height, width] = self.pooled();
+        self.out_channels * height * width
+    }
+
+    fn weight_len(&self) -> usize {
+        self.out_channels * self.in_channels * self.taps()
+    }
+
+    /// Length of the part of a convolution map that pooling reads, rounded up to whole
+    /// chunks. Tap `(ky, kx)` reads the input from `ky·width + kx` on, for this long.
+    fn span(&self) -> usize {
+        let [height, width] = self.pooled();
+        ((2 * height - 1) * self.width + 2 * width).next_multiple_of(CHUNK)
+    }
+
+    /// An input channel followed by a chunk of zeros, so that every tap can read a whole
+    /// span: `span + largest shift <= plane + CHUNK`.
+    fn padded_plane(&self) -> usize {
+        self.plane() + CHUNK
+    }
+
+    /// The largest shift of a kernel tap: the zeros before each gradient map, so that the
+    /// input gradient can read a chunk before a map's start.
+    fn margin(&self) -> usize {
+        (self.kernel - 1) * (self.width + 1)
+    }
+
+    /// One gradient map: the margin, then whole chunks covering the input plane.
+    fn padded_map(&self) -> usize {
+        self.margin() + self.plane().next_multiple_of(CHUNK)
+    }
+
+    /// Where each kernel tap starts reading, relative to an output position.
+    fn shifts(&self) -> Vec<usize> {
+        (0..self.taps())
+            .map(|tap| tap / self.kernel * self.width + tap % self.kernel)
+            .collect()
+    }
+}
+
+/// The block's output, `[batch, out_channels, pooled height, pooled width]`, and what the
+/// backward pass needs to know of the pooling.
+pub(crate) struct Forward {
+    pub output: Vec<f32>,
+    pub winners: Vec<u8>,
+}
+
+/// `MaxPool2d(2)(ReLU(conv(input, weight) + bias))`.
+pub(crate) fn forward(geometry: Geometry, input: &[f32], weight: &[f32], bias: &[f32]) -> Forward {
+    let g = geometry;
+    assert_eq!(input.len(), g.batch * g.image_len());
+    assert_eq!(weight.len(), g.weight_len());
+    assert_eq!(bias.len(), g.out_channels);
+    let mut output = vec![0.0; g.batch * g.output_len()];
+    let mut winners = vec![CUT; output.len()];
+    output
+        .par_chunks_mut(g.output_len())
+        .zip(winners.par_chunks_mut(g.output_len()))
+        .zip(input.par_chunks(g.image_len()))
+        .for_each_init(
+            || Scratch::new(g, 1),
+            |scratch, ((output, winners), image)| {
+                simd::forward_image(g, image, weight, bias, scratch, output, winners)
+            },
+        );
+    Forward { output, winners }
+}
+
+/// Gradients of the block's input (when asked for), weight and bias.
+pub(crate) struct Backward {
+    pub input: Option<Vec<f32>>,
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// Backward pass of [`forward`], given the gradient of its output.
+pub(crate) fn backward(
+    geometry: Geometry,
+    input: &[f32],
+    weight: &[f32],
+    winners: &[u8],
+    output_grad: &[f32],
+    input_grad_wanted: bool,
+) -> Backward {
+    let g = geometry;
+    assert_eq!(input.len(), g.batch * g.image_len());
+    assert_eq!(weight.len(), g.weight_len());
+    assert_eq!(output_grad.len(), g.batch * g.output_len());
+    assert_eq!(winners.len(), output_grad.len());
+    let task = |index: usize, input_grad: Option<&mut [f32]>| {
+        let first = index * IMAGES_PER_TASK;
+        let images = (g.batch - first).min(IMAGES_PER_TASK);
+        let outputs = first * g.output_len()..(first + images) * g.output_len();
+        let mut grads = Grads {
+            weight: vec![0.0; g.weight_len()],
+            bias: vec![0.0; g.out_channels],
+            input: input_grad,
+        };
+        simd::backward_images(
+            g,
+            &input[first * g.image_len()..][..images * g.image_len()],
+            weight,
+            &winners[outputs.clone()],
+            &output_grad[outputs],
+            &mut Scratch::new(g, images),
+            &mut grads,
+        );
+        (grads.weight, grads.bias)
+    };
+    let mut input_grad = input_grad_wanted.then(|| vec![0.0; input.len()]);
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = match input_grad.as_deref_mut() {
+        Some(grads) => grads
+            .par_chunks_mut(IMAGES_PER_TASK * g.image_len())
+            .enumerate()
+            .map(|(index, grads)| task(index, Some(grads)))
+            .collect(),
+        None => (0..g.batch.div_ceil(IMAGES_PER_TASK))
+            .into_par_iter()
+            .map(|index| task(index, None))
+            .collect(),
+    };
+    let mut weight_grad = vec![0.0; g.weight_len()];
+    let mut bias_grad = vec![0.0; g.out_channels];
+    for (weight_part, bias_part) in partials {
+        add_assign(&mut weight_grad, &weight_part);
+        add_assign(&mut bias_grad, &bias_part);
+    }
+    Backward {
+        input: input_grad,
+        weight: weight_grad,
+        bias: bias_grad,
+    }
+}
+
+/// One task's gradients: its own sums for the weight and bias, its images' part of the input.
+struct Grads<'a> {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    input: Option<&'a mut [f32]>,
+}
+
+/// A task's buffers.
+struct Scratch {
+    shifts: Vec<usize>,
+    /// Each image's channels, each followed by a chunk of zeros (see
+    /// [`Geometry::padded_plane`]).
+    padded_channels: Vec<f32>,
+    /// A convolution map (forward), or each image's gradient maps, one per output channel
+    /// (backward), each after `margin` zeros (see [`Geometry::padded_map`]).
+    maps: Vec<f32>,
+    /// One channel of the input gradient, in whole chunks.
+    plane_grad: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(g: Geometry, images: usize) -> Self {
+        Self {
+            shifts: g.shifts(),
+            padded_channels: vec![0.0; images * g.in_channels * g.padded_plane()],
+            maps: vec![0.0; images * g.out_channels * g.padded_map()],
+            plane_grad: vec![0.0; g.plane().next_multiple_of(CHUNK)],
+        }
+    }
+
+    /// Copies images' channels into `padded_channels`, whose padding stays zero.
+    fn pad_channels(&mut self, g: Geometry, images: &[f32]) {
+        for (channel, padded) in images
+            .chunks_exact(g.plane())
+            .zip(self.padded_channels.chunks_exact_mut(g.padded_plane()))
+        {
+            padded[..g.plane()].copy_from_slice(channel);
+        }
+    }
+}
+
+#[inline(always)]
+fn forward_image<const FMA: bool>(
+    g: Geometry,
+    image: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    scratch: &mut Scratch,
+    output: &mut [f32],
+    winners: &mut [u8],
+) {
+    let [pooled_height, pooled_width] = g.pooled();
+    let pooled = pooled_height * pooled_width;
+    scratch.pad_channels(g, image);
+    let map = &mut scratch.maps[..g.span()];
+    for (out_channel, kernels) in weight.chunks_exact(g.in_channels * g.taps()).enumerate() {
+        for (start, chunk) in (0..).step_by(CHUNK).zip(map.as_chunks_mut::<CHUNK>().0) {
+            let mut sum = [0.0f32; CHUNK];
+            for (channel, kernel) in scratch
+                .padded_channels
+                .chunks_exact(g.padded_plane())
+                .zip(kernels.chunks_exact(g.taps()))
+            {
+                for (&w, &shift) in kernel.iter().zip(&scratch.shifts) {
+                    multiply_add::<FMA>(&mut sum, w, &channel[start + shift..][..CHUNK]);
+                }
+            }
+            *chunk = sum;
+        }
+        let output = &mut output[out_channel * pooled..][..pooled];
+        let winners = &mut winners[out_channel * pooled..][..pooled];
+        for (row, (output, winners)) in output
+            .chunks_exact_mut(pooled_width)
+            .zip(winners.chunks_exact_mut(pooled_width))
+            .enumerate()
+        {
+            let top = &map[2 * row * g.width..][..2 * pooled_width];
+            let bottom = &map[(2 * row + 1) * g.width..][..2 * pooled_width];
+            for (((value, winner), top), bottom) in output
+                .iter_mut()
+                .zip(winners)
+                .zip(top.chunks_exact(2))
+                .zip(bottom.chunks_exact(2))
+            {
+                // The first of the largest, in `MaxPool2d`'s row-major order.
+                let first = |a: (f32, u8), b: (f32, u8)| if b.0 > a.0 { b } else { a };
+                let (largest, best) = first(
+                    first((top[0], 0), (top[1], 1)),
+                    first((bottom[0], 2), (bottom[1], 3)),
+                );
+                let activation = largest + bias[out_channel];
+                (*value, *winner) = if activation > 0.0 {
+                    (activation, best)
+                } else {
+                    (0.0, CUT)
+                };
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn backward_images<const FMA: bool>(
+    g: Geometry,
+    images: &[f32],
+    weight: &[f32],
+    winners: &[u8],
+    output_grad: &[f32],
+    scratch: &mut Scratch,
+    grads: &mut Grads,
+) {
+    let [pooled_height, pooled_width] = g.pooled();
+    let pooled = pooled_height * pooled_width;
+    let (span, margin, padded_map) = (g.span(), g.margin(), g.padded_map());
+    let offsets = [0, 1, g.width, g.width + 1];
+    scratch.pad_channels(g, images);
+    // The gradient of each convolution map: the pooled gradient at its window's winner,
+    // zero elsewhere.
+    for (index, ((map, grads_in), winners)) in scratch
+        .maps
+        .chunks_exact_mut(padded_map)
+        .zip(output_grad.chunks_exact(pooled))
+        .zip(winners.chunks_exact(pooled))
+        .enumerate()
+    {
+        let bias_grad = &mut grads.bias[index % g.out_channels];
+        map.fill(0.0);
+        let map = &mut map[margin..];
+        for (row, (grads_in, winners)) in grads_in
+            .chunks_exact(pooled_width)
+            .zip(winners.chunks_exact(pooled_width))
+            .enumerate()
+        {
+            let map_row = &mut map[2 * row * g.width..];
+            for (column, (&grad, &winner)) in grads_in.iter().zip(winners).enumerate() {
+                if winner != CUT {
+                    map_row[2 * column + offsets[usize::from(winner)]] = grad;
+                    *bias_grad += grad;
+                }
+            }
+        }
+    }
+    // Weight: each tap's gradient is the dot product of the gradient maps and the input
+    // channels read from that tap's shift, summed over the task's images before the lanes
+    // are added up.
+    let maps_per_image = g.out_channels * padded_map;
+    let channels_per_image = g.in_channels * g.padded_plane();
+    for (out_channel, kernels_grad) in grads
+        .weight
+        .chunks_exact_mut(g.in_channels * g.taps())
+        .enumerate()
+    {
+        for (in_channel, kernel_grad) in kernels_grad.chunks_exact_mut(g.taps()).enumerate() {
+            for (w_grad, &shift) in kernel_grad.iter_mut().zip(&scratch.shifts) {
+                let mut sums = [0.0f32; CHUNK];
+                for (maps, channels) in scratch
+                    .maps
+                    .chunks_exact(maps_per_image)
+                    .zip(scratch.padded_channels.chunks_exact(channels_per_image))
+                {
+                    let map = &maps[out_channel * padded_map + margin..][..span];
+                    let channel = &channels[in_channel * g.padded_plane() + shift..][..span];
+                    for (map, channel) in map
+                        .as_chunks::<CHUNK>()
+                        .0
+                        .iter()
+                        .zip(channel.as_chunks::<CHUNK>().0)
+                    {
+                        multiply_add_each::<FMA>(&mut sums, map, channel);
+                    }
+                }
+                *w_grad += reduce(sums);
+            }
+        }
+    }
+    // Input: every gradient map read back through every tap of its kernel, a chunk of the
+    // input plane at a time.
+    let Some(input_grad) = grads.input.as_deref_mut() else {
+        return;
+    };
+    let plane = g.plane();
+    for (maps, image_grad) in scratch
+        .maps
+        .chunks_exact(maps_per_image)
+        .zip(input_grad.chunks_exact_mut(g.image_len()))
+    {
+        for (in_channel, channel_grad) in image_grad.chunks_exact_mut(plane).enumerate() {
+            let chunks = scratch.plane_grad.as_chunks_mut::<CHUNK>().0;
+            for (start, chunk) in (0..).step_by(CHUNK).zip(chunks) {
+                let mut sum = [0.0f32; CHUNK];
+                for (map, kernels) in maps
+                    .chunks_exact(padded_map)
+                    .zip(weight.chunks_exact(g.in_channels * g.taps()))
+                {
+                    let kernel = &kernels[in_channel * g.taps()..][..g.taps()];
+                    for (&w, &shift) in kernel.iter().zip(&scratch.shifts) {
+                        multiply_add::<FMA>(&mut sum, w, &map[margin + start - shift..][..CHUNK]);
+                    }
+                }
+                *chunk = sum;
+            }
+            channel_grad.copy_from_slice(&scratch.plane_grad[..plane]);
+        }
+    }
+}
+
+/// `sum += w · source`.
+#[inline(always)]
+fn multiply_add<const FMA: bool>(sum: &mut [f32; CHUNK], w: f32, source: &[f32]) {
+    for (sum, &source) in sum.iter_mut().zip(source) {
+        *sum = if FMA {
+            w.mul_add(source, *sum)
+        } else {
+            *sum + w * source
+        };
+    }
+}
+
+/// `sum += a · b`, element by element.
+#[inline(always)]
+fn multiply_add_each<const FMA: bool>(sum: &mut [f32; CHUNK], a: &[f32; CHUNK], b: &[f32; CHUNK]) {
+    for ((sum, &a), &b) in sum.iter_mut().zip(a).zip(b) {
+        *sum = if FMA {
+            a.mul_add(b, *sum)
+        } else {
+            *sum + a * b
+        };
+    }
+}
+
+/// The sum of the lanes, added pairwise. Kept out of line: inlined, it leads the compiler to
+/// vectorise the loops that fill `sums` two lanes at a time.
+#[inline(never)]
+fn reduce(mut sums: [f32; CHUNK]) -> f32 {
+    let mut width = CHUNK;
+    while width > 1 {
+        width /= 2;
+        for lane in 0..width {
+            sums[lane] += sums[lane + width];
+        }
+    }
+    sums[0]
+}
+
+fn add_assign(sum: &mut [f32], part: &[f32]) {
+    for (sum, part) in sum.iter_mut().zip(part) {
+        *sum += part;
+    }
+}
+
+/// The kernels, compiled a second time for AVX2 and FMA on x86-64 and chosen at run time:
+/// eight lanes and a fused multiply-add instead of baseline x86-64's four lanes and two
+/// instructions.
+mod simd {
+    use super::{
+        Geometry, Grads, Scratch, backward_images as portable_backward,
+        forward_image as portable_forward,
+    };
+
+    /// Declares `$name`, which runs `$kernel` compiled with AVX2 and FMA when the CPU has
+    /// them, and as baseline code otherwise.
+    macro_rules! dispatched {
+        ($name:ident => $kernel:ident ($($arg:ident: $ty:ty),* $(,)?)) => {
+            pub(super) fn $name($($arg: $ty),*) {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx2,fma")]
+                    fn with_avx2($($arg: $ty),*) {
+                        $kernel::<true>($($arg),*)
+                    }
+                    if std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                    {
+                        // SAFETY: the CPU was just found to have the features it enables.
+                        return unsafe { with_avx2($($arg),*) };
+                    }
+                }
+                $kernel::<false>($($arg),*)
+            }
+        };
+    }
+
+    dispatched!(forward_image => portable_forward(
+        g: Geometry,
+        image: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        scratch: &mut Scratch,
+        output: &mut [f32],
+        winners: &mut [u8],
+    ));
+
+    dispatched!(backward_images => portable_backward(
+        g: Geometry,
+        images: &[f32],
+        weight: &[f32],
+        winners: &[u8],
+        output_grad: &[f32],
+        scratch: &mut Scratch,
+        grads: &mut Grads,
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The textbook loops, one value at a time.
+    fn reference(g: Geometry, input: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
+        let [ph, pw] = g.pooled();
+        let k = g.kernel;
+        let conv = |b: usize, co: usize, y: usize, x: usize| {
+            let mut sum = bias[co];
+            for ci in 0..g.in_channels {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        sum += weight[((co * g.in_channels + ci) * k + ky) * k + kx]
+                            * input
+                                [((b * g.in_channels + ci) * g.height + y + ky) * g.width + x + kx];
+                    }
+                }
+            }
+            sum.max(0.0)
+        };
+        let mut out = Vec::new();
+        for b in 0..g.batch {
+            for co in 0..g.out_channels {
+                for py in 0..ph {
+                    for px in 0..pw {
+                        let values = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                            .map(|(dy, dx)| conv(b, co, 2 * py + dy, 2 * px + dx));
+                        out.push(values.into_iter().fold(f32::MIN, f32::max));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn pseudo_random(len: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn forward_matches_the_textbook_loops() {
+        for g in [
+            Geometry {
+                batch: 3,
+                in_channels: 1,
+                out_channels: 4,
+                kernel: 5,
+                height: 28,
+                width: 28,
+            },
+            Geometry {
+                batch: 9,
+                in_channels: 3,
+                out_channels: 5,
+                kernel: 3,
+                height: 12,
+                width: 12,
+            },
+            Geometry {
+                batch: 2,
+                in_channels: 2,
+                out_channels: 3,
+                kernel: 2,
+                height: 9,
+                width: 8,
+            },
+        ] {
+            let input = pseudo_random(g.batch * g.image_len(), 1);
+            let weight = pseudo_random(g.weight_len(), 2);
+            let bias = pseudo_random(g.out_channels, 3);
+            let fast = forward(g, &input, &weight, &bias).output;
+            let slow = reference(g, &input, &weight, &bias);
+            assert_eq!(fast.len(), slow.len());
+            for (a, b) in fast.iter().zip(&slow) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b} for {g:?}");
+            }
+        }
+    }
+}
