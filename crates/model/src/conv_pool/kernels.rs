@@ -309,14 +309,12 @@ fn backward_images<const FMA: bool>(
     scratch.pad_channels(g, images);
     // The gradient of each convolution map: the pooled gradient at its window's winner,
     // zero elsewhere.
-    for (index, ((map, grads_in), winners)) in scratch
+    for ((map, grads_in), winners) in scratch
         .maps
         .chunks_exact_mut(padded_map)
         .zip(output_grad.chunks_exact(pooled))
         .zip(winners.chunks_exact(pooled))
-        .enumerate()
     {
-        let bias_grad = &mut grads.bias[index % g.out_channels];
         map.fill(0.0);
         let map = &mut map[margin..];
         for (row, (grads_in, winners)) in grads_in
@@ -328,15 +326,27 @@ fn backward_images<const FMA: bool>(
             for (column, (&grad, &winner)) in grads_in.iter().zip(winners).enumerate() {
                 if winner != CUT {
                     map_row[2 * column + offsets[usize::from(winner)]] = grad;
-                    *bias_grad += grad;
                 }
             }
         }
     }
+    // Bias: the sum of each output channel's gradient maps.
+    let maps_per_image = g.out_channels * padded_map;
+    for (out_channel, bias_grad) in grads.bias.iter_mut().enumerate() {
+        let mut sums = [0.0f32; CHUNK];
+        for maps in scratch.maps.chunks_exact(maps_per_image) {
+            let map = &maps[out_channel * padded_map + margin..][..span];
+            for chunk in map.as_chunks::<CHUNK>().0 {
+                for (sum, value) in sums.iter_mut().zip(chunk) {
+                    *sum += value;
+                }
+            }
+        }
+        *bias_grad += reduce(sums);
+    }
     // Weight: each tap's gradient is the dot product of the gradient maps and the input
     // channels read from that tap's shift, summed over the task's images before the lanes
     // are added up.
-    let maps_per_image = g.out_channels * padded_map;
     let channels_per_image = g.in_channels * g.padded_plane();
     for (out_channel, kernels_grad) in grads
         .weight
