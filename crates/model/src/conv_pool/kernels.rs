@@ -10,6 +10,10 @@
 //!
 //! Pooling records, for each pooled value, which of its four inputs won (or that ReLU cut it),
 //! so the backward pass sends each gradient to one position and does no other pooling work.
+//!
+//! Every sum is taken in an order fixed by the shapes alone, so results are the same from run
+//! to run and whatever the number of threads; a CPU without FMA rounds differently in the last
+//! bits.
 
 use rayon::prelude::*;
 

@@ -6,9 +6,9 @@
 //! backward pass. Done as one operation, pooling happens while the convolution's values are
 //! still in cache, the backward pass only visits the quarter of positions that won their
 //! pooling window, and nothing but the pooled output and one byte per pooled value is kept
-//! for it. This block is most of this network's arithmetic, so training on flex is about
-//! twice as fast. The operation is registered through Burn's backend extensions; other
-//! backends run the plain layers.
+//! for it. These blocks are nearly all of this network's arithmetic; done this way, a
+//! training epoch on flex takes 1.7 s instead of 4.3 s. The operation is registered through
+//! Burn's backend extensions; other backends run the plain layers.
 
 mod kernels;
 
