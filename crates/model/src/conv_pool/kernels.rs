@@ -123,7 +123,7 @@ pub(crate) fn forward(geometry: Geometry, input: &[f32], weight: &[f32], bias: &
         .for_each_init(
             || Scratch::new(g, 1),
             |scratch, ((output, winners), image)| {
-                simd::forward_image(g, image, weight, bias, scratch, output, winners)
+                forward_image(g, image, weight, bias, scratch, output, winners)
             },
         );
     Forward { output, winners }
@@ -159,7 +159,7 @@ pub(crate) fn backward(
             bias: vec![0.0; g.out_channels],
             input: input_grad,
         };
-        simd::backward_images(
+        backward_images(
             g,
             &input[first * g.image_len()..][..images * g.image_len()],
             weight,
@@ -236,8 +236,41 @@ impl Scratch {
     }
 }
 
-#[inline(always)]
-fn forward_image<const FMA: bool>(
+/// Defines `$kernel`, generic over `FMA` (whether its multiply-adds are fused), from a body,
+/// and `$name`, the function callers use, which runs that body compiled for AVX2 and FMA when
+/// the CPU has them (eight lanes and one instruction per multiply-add, instead of baseline
+/// x86-64's four lanes and two) and as baseline code otherwise.
+macro_rules! dispatched {
+    (
+        $(#[$meta:meta])*
+        fn $name:ident / $kernel:ident($($arg:ident: $ty:ty),* $(,)?) $body:block
+    ) => {
+        #[inline(always)]
+        fn $kernel<const FMA: bool>($($arg: $ty),*) $body
+
+        $(#[$meta])*
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn with_avx2($($arg: $ty),*) {
+                    $kernel::<true>($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU was just found to have the features it enables.
+                    return unsafe { with_avx2($($arg),*) };
+                }
+            }
+            $kernel::<false>($($arg),*)
+        }
+    };
+}
+
+dispatched! {
+/// One image's forward pass.
+fn forward_image / forward_image_kernel(
     g: Geometry,
     image: &[f32],
     weight: &[f32],
@@ -295,9 +328,11 @@ fn forward_image<const FMA: bool>(
         }
     }
 }
+}
 
-#[inline(always)]
-fn backward_images<const FMA: bool>(
+dispatched! {
+/// A task's images' backward pass.
+fn backward_images / backward_images_kernel(
     g: Geometry,
     images: &[f32],
     weight: &[f32],
@@ -410,6 +445,7 @@ fn backward_images<const FMA: bool>(
         }
     }
 }
+}
 
 /// `sum += w · source`.
 #[inline(always)]
@@ -453,59 +489,6 @@ fn add_assign(sum: &mut [f32], part: &[f32]) {
     for (sum, part) in sum.iter_mut().zip(part) {
         *sum += part;
     }
-}
-
-/// The kernels, compiled a second time for AVX2 and FMA on x86-64 and chosen at run time:
-/// eight lanes and a fused multiply-add instead of baseline x86-64's four lanes and two
-/// instructions.
-mod simd {
-    use super::{
-        Geometry, Grads, Scratch, backward_images as portable_backward,
-        forward_image as portable_forward,
-    };
-
-    /// Declares `$name`, which runs `$kernel` compiled with AVX2 and FMA when the CPU has
-    /// them, and as baseline code otherwise.
-    macro_rules! dispatched {
-        ($name:ident => $kernel:ident ($($arg:ident: $ty:ty),* $(,)?)) => {
-            pub(super) fn $name($($arg: $ty),*) {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    #[target_feature(enable = "avx2,fma")]
-                    fn with_avx2($($arg: $ty),*) {
-                        $kernel::<true>($($arg),*)
-                    }
-                    if std::arch::is_x86_feature_detected!("avx2")
-                        && std::arch::is_x86_feature_detected!("fma")
-                    {
-                        // SAFETY: the CPU was just found to have the features it enables.
-                        return unsafe { with_avx2($($arg),*) };
-                    }
-                }
-                $kernel::<false>($($arg),*)
-            }
-        };
-    }
-
-    dispatched!(forward_image => portable_forward(
-        g: Geometry,
-        image: &[f32],
-        weight: &[f32],
-        bias: &[f32],
-        scratch: &mut Scratch,
-        output: &mut [f32],
-        winners: &mut [u8],
-    ));
-
-    dispatched!(backward_images => portable_backward(
-        g: Geometry,
-        images: &[f32],
-        weight: &[f32],
-        winners: &[u8],
-        output_grad: &[f32],
-        scratch: &mut Scratch,
-        grads: &mut Grads,
-    ));
 }
 
 #[cfg(test)]
@@ -593,6 +576,105 @@ mod tests {
             for (a, b) in fast.iter().zip(&slow) {
                 assert!((a - b).abs() < 1e-5, "{a} vs {b} for {g:?}");
             }
+        }
+    }
+
+    fn assert_close(a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len());
+        for (a, b) in a.iter().zip(b) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+
+    /// The baseline build of the kernels (what CPUs without AVX2 and FMA, and other
+    /// architectures, run) computes what this machine's build computes.
+    #[test]
+    fn the_baseline_kernels_agree_with_the_dispatched_ones() {
+        let g = Geometry {
+            batch: 5,
+            in_channels: 3,
+            out_channels: 4,
+            kernel: 3,
+            height: 12,
+            width: 11,
+        };
+        let input = pseudo_random(g.batch * g.image_len(), 4);
+        let weight = pseudo_random(g.weight_len(), 5);
+        let bias = pseudo_random(g.out_channels, 6);
+        let output_grad = pseudo_random(g.batch * g.output_len(), 7);
+        let forward_with = |baseline: bool| {
+            let mut output = vec![0.0; g.batch * g.output_len()];
+            let mut winners = vec![CUT; output.len()];
+            let mut scratch = Scratch::new(g, 1);
+            for ((image, output), winners) in input
+                .chunks_exact(g.image_len())
+                .zip(output.chunks_exact_mut(g.output_len()))
+                .zip(winners.chunks_exact_mut(g.output_len()))
+            {
+                let args = (g, image, &weight[..], &bias[..]);
+                match baseline {
+                    true => forward_image_kernel::<false>(
+                        args.0,
+                        args.1,
+                        args.2,
+                        args.3,
+                        &mut scratch,
+                        output,
+                        winners,
+                    ),
+                    false => forward_image(
+                        args.0,
+                        args.1,
+                        args.2,
+                        args.3,
+                        &mut scratch,
+                        output,
+                        winners,
+                    ),
+                }
+            }
+            (output, winners)
+        };
+        let (output, winners) = forward_with(false);
+        let (baseline_output, baseline_winners) = forward_with(true);
+        assert_close(&output, &baseline_output);
+        assert_eq!(winners, baseline_winners);
+
+        let backward_with = |baseline: bool| {
+            let mut input_grad = vec![0.0; input.len()];
+            let mut grads = Grads {
+                weight: vec![0.0; g.weight_len()],
+                bias: vec![0.0; g.out_channels],
+                input: Some(&mut input_grad),
+            };
+            let mut scratch = Scratch::new(g, g.batch);
+            let args = (g, &input[..], &weight[..], &winners[..], &output_grad[..]);
+            match baseline {
+                true => backward_images_kernel::<false>(
+                    args.0,
+                    args.1,
+                    args.2,
+                    args.3,
+                    args.4,
+                    &mut scratch,
+                    &mut grads,
+                ),
+                false => backward_images(
+                    args.0,
+                    args.1,
+                    args.2,
+                    args.3,
+                    args.4,
+                    &mut scratch,
+                    &mut grads,
+                ),
+            }
+            let Grads { weight, bias, .. } = grads;
+            [weight, bias, input_grad]
+        };
+        for (dispatched, baseline) in backward_with(false).iter().zip(&backward_with(true)) {
+            assert!(dispatched.iter().any(|&value| value != 0.0));
+            assert_close(dispatched, baseline);
         }
     }
 }
