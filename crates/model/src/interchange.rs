@@ -207,6 +207,7 @@ fn one_line(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::assert_close;
     use burn::tensor::Distribution;
 
     fn logits(cnn: &Cnn, images: Tensor<4>) -> Vec<f32> {
@@ -214,13 +215,6 @@ mod tests {
             .into_data()
             .try_into_vec_as::<f32>()
             .unwrap()
-    }
-
-    fn close(a: &[f32], b: &[f32], tolerance: f32) {
-        assert_eq!(a.len(), b.len());
-        for (x, y) in a.iter().zip(b) {
-            assert!((x - y).abs() < tolerance, "{x} vs {y}");
-        }
     }
 
     #[test]
@@ -233,7 +227,7 @@ mod tests {
         let images = Tensor::<4>::random([4, 1, 28, 28], Distribution::Default, &device);
         let folded = cnn.clone().with_input_norm_folded();
         assert_eq!(folded.input_norm, InputNorm::IDENTITY);
-        close(
+        assert_close(
             &logits(&cnn, images.clone()),
             &logits(&folded, images),
             1e-4,
@@ -266,7 +260,7 @@ mod tests {
 
         let back = Cnn::load_pytorch_weights(&path, &device).unwrap();
         let images = Tensor::<4>::random([3, 1, 28, 28], Distribution::Default, &device);
-        close(&logits(&cnn, images.clone()), &logits(&back, images), 1e-4);
+        assert_close(&logits(&cnn, images.clone()), &logits(&back, images), 1e-4);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 mod backend;
 mod conv_pool;
 mod interchange;
+#[cfg(test)]
+mod test_support;
 
 pub use backend::{BackendError, BackendKind, ReadyDevice, UnknownBackend};
 pub use interchange::{InterchangeError, WeightsFormat};
@@ -156,6 +158,7 @@ impl Cnn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::assert_close;
 
     /// The three layers the fused block must equal (and other backends run).
     fn reference_block(cnn: &Cnn, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
@@ -164,16 +167,6 @@ mod tests {
 
     fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
         tensor.into_data().try_into_vec_as::<f32>().unwrap()
-    }
-
-    fn assert_close(a: &[f32], b: &[f32], tolerance: f32) {
-        assert_eq!(a.len(), b.len());
-        let worst = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max);
-        assert!(worst < tolerance, "largest difference {worst}");
     }
 
     fn random(shape: [usize; 4], device: &Device) -> Tensor<4> {

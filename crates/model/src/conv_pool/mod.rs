@@ -137,22 +137,13 @@ fn run_forward(
     weight: &FlexTensor,
     bias: &FlexTensor,
 ) -> (FlexTensor, Arc<Vec<u8>>, Geometry) {
-    let [batch, in_channels, height, width] = input.shape().dims();
-    let [out_channels, weight_in_channels, kernel, kernel_width] = weight.shape().dims();
-    assert!(
-        in_channels == weight_in_channels && kernel == kernel_width && kernel <= height.min(width),
-        "conv_relu_pool: input {:?} does not fit a square kernel {:?}",
-        input.shape(),
-        weight.shape()
-    );
-    let geometry = Geometry {
-        batch,
-        in_channels,
-        out_channels,
-        kernel,
-        height,
-        width,
-    };
+    let geometry = Geometry::of(input.shape().dims(), weight.shape().dims()).unwrap_or_else(|| {
+        panic!(
+            "conv_relu_pool: input {:?} does not fit a square kernel {:?}",
+            input.shape(),
+            weight.shape()
+        )
+    });
     let (input, weight, bias) = (
         contiguous(input.clone()),
         contiguous(weight.clone()),
@@ -162,7 +153,12 @@ fn run_forward(
     let [pooled_height, pooled_width] = geometry.pooled();
     let output = tensor(
         forward.output,
-        [batch, out_channels, pooled_height, pooled_width],
+        [
+            geometry.batch,
+            geometry.out_channels,
+            pooled_height,
+            pooled_width,
+        ],
     );
     (output, Arc::new(forward.winners), geometry)
 }
