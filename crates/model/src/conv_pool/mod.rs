@@ -4,7 +4,7 @@
 //! Flex runs the three layers as separate general kernels: a convolution that computes and
 //! stores every value, an activation, and a pooling pass that finds the maxima again in the
 //! backward pass. Done as one operation, pooling happens while the convolution's values are
-//! still in cache, the backward pass only visits the quarter of positions that won their
+//! still in cache, the backward pass puts each gradient straight at the position that won its
 //! pooling window, and nothing but the pooled output and one byte per pooled value is kept
 //! for it. These blocks are nearly all of this network's arithmetic; done this way, a
 //! training epoch on flex takes 1.7 s instead of 4.3 s. The operation is registered through
