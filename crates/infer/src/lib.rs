@@ -7,6 +7,18 @@ mod figures;
 pub use evaluation::{Evaluation, Misclassified};
 pub use figures::{write_confusion, write_misclassified};
 
+/// How this crate's binaries end: success, or the error on one line, with its causes when
+/// it is an `anyhow` error (`error: cannot load the model: FILE: ...`), and a failing status.
+pub fn exit_status(result: Result<(), impl std::fmt::Display>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 use burn::module::Module;
 use burn::prelude::*;
 use burn::store::ModuleRecord;

@@ -19,13 +19,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    infer::exit_status(run(Cli::parse()))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
