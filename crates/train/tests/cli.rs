@@ -15,6 +15,18 @@ fn train(args: &[&str]) -> Output {
         .expect("the train binary runs")
 }
 
+/// Trains with the recipe `config` into `artifacts`, with `extra` arguments.
+fn train_into(config: &Path, artifacts: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--config",
+        config.to_str().unwrap(),
+        "--artifact-dir",
+        artifacts.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    train(&args)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -123,12 +135,7 @@ fn a_bad_toml_is_refused_before_any_work() {
     let config = dir.path().join("typo.toml");
     std::fs::write(&config, "[training]\nepoch = 3\n").unwrap();
     let artifacts = dir.path().join("run");
-    let output = train(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--artifact-dir",
-        artifacts.to_str().unwrap(),
-    ]);
+    let output = train_into(&config, &artifacts, &[]);
     assert_refused(&output, &["typo.toml", "training", "epoch"]);
     assert!(
         !artifacts.exists(),
@@ -136,12 +143,7 @@ fn a_bad_toml_is_refused_before_any_work() {
     );
 
     std::fs::write(&config, "[optimizer]\nlearning_rate = -1.0\n").unwrap();
-    let output = train(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--artifact-dir",
-        artifacts.to_str().unwrap(),
-    ]);
+    let output = train_into(&config, &artifacts, &[]);
     assert_refused(
         &output,
         &["typo.toml", "optimizer.learning_rate", "positive"],
@@ -179,12 +181,7 @@ fn train_on_data_dir(dir: &Path, data_dir: &Path) -> Output {
     )
     .unwrap();
     let run = dir.join("run");
-    train(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--artifact-dir",
-        run.to_str().unwrap(),
-    ])
+    train_into(&config, &run, &[])
 }
 
 #[test]
@@ -259,14 +256,11 @@ fn wgpu_without_any_adapter_fails_fast_with_one_line() {
 fn a_diverging_loss_stops_the_run_with_a_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let output = train(&[
-        "--config",
-        "configs/smoke.toml",
-        "--set",
-        "optimizer.learning_rate=1e12",
-        "--artifact-dir",
-        run.to_str().unwrap(),
-    ]);
+    let output = train_into(
+        Path::new("configs/smoke.toml"),
+        &run,
+        &["--set", "optimizer.learning_rate=1e12"],
+    );
     assert_refused(&output, &["training loss became NaN", "learning_rate"]);
     assert!(
         !run.join("model.bpk").exists(),
@@ -278,14 +272,11 @@ fn a_diverging_loss_stops_the_run_with_a_clear_line() {
 fn a_validation_split_keeps_the_test_set_for_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let output = train(&[
-        "--config",
-        "configs/smoke.toml",
-        "--set",
-        "data.validation_images=2000",
-        "--artifact-dir",
-        run.to_str().unwrap(),
-    ]);
+    let output = train_into(
+        Path::new("configs/smoke.toml"),
+        &run,
+        &["--set", "data.validation_images=2000"],
+    );
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(
@@ -307,12 +298,7 @@ fn a_missing_data_directory_is_refused_naming_the_key() {
     let config = dir.path().join("elsewhere.toml");
     std::fs::write(&config, "[data]\ndir = \"/no/such/mnist\"\n").unwrap();
     let run = dir.path().join("run");
-    let output = train(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--artifact-dir",
-        run.to_str().unwrap(),
-    ]);
+    let output = train_into(&config, &run, &[]);
     assert_refused(&output, &["elsewhere.toml", "data.dir", "/no/such/mnist"]);
     assert!(
         !run.exists(),
