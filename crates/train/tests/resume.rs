@@ -8,6 +8,18 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Trains `configs/smoke.toml` into `run`, with `extra` arguments, to the end.
+fn smoke_run_into(run: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--config",
+        "configs/smoke.toml",
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    train_command(&args).output().unwrap()
+}
+
 fn train_command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_train"));
     command.args(args).current_dir(root());
@@ -145,14 +157,7 @@ fn the_same_config_gives_the_same_epochs() {
     let dir = tempfile::tempdir().unwrap();
     let learned = |name: &str| {
         let run = dir.path().join(name);
-        let output = train_command(&[
-            "--config",
-            "configs/smoke.toml",
-            "--artifact-dir",
-            run.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+        let output = smoke_run_into(&run, &[]);
         assert!(output.status.success(), "{}", text(&output.stderr));
         // Everything but the timing columns.
         std::fs::read_to_string(run.join("metrics.csv"))
@@ -168,18 +173,15 @@ fn the_same_config_gives_the_same_epochs() {
 fn settings_from_the_command_line_are_used_and_checked() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let output = train_command(&[
-        "--config",
-        "configs/smoke.toml",
-        "--set",
-        "data.train_limit=2000",
-        "--set",
-        "training.batch_size=64",
-        "--artifact-dir",
-        run.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
+    let output = smoke_run_into(
+        &run,
+        &[
+            "--set",
+            "data.train_limit=2000",
+            "--set",
+            "training.batch_size=64",
+        ],
+    );
     assert!(output.status.success(), "{}", text(&output.stderr));
     let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(
@@ -208,14 +210,7 @@ fn settings_from_the_command_line_are_used_and_checked() {
 fn resuming_with_a_config_that_does_not_fit_the_checkpoint_names_both() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let output = train_command(&[
-        "--config",
-        "configs/smoke.toml",
-        "--artifact-dir",
-        run.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
+    let output = smoke_run_into(&run, &[]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let config = run.join("config.toml");
     let edited = std::fs::read_to_string(&config)
