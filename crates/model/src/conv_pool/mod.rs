@@ -72,17 +72,9 @@ impl<C: CheckpointStrategy> ConvReluPoolBackend for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (input, weight) = (input.primitive().clone(), weight.primitive().clone());
-                let (output, winners, geometry) = run_forward(&input, &weight, bias.primitive());
-                prep.finish(
-                    SavedForBackward {
-                        input,
-                        weight,
-                        winners,
-                        geometry,
-                    },
-                    output,
-                )
+                let (output, saved) =
+                    run_forward(input.primitive(), weight.primitive(), bias.primitive());
+                prep.finish(saved, output)
             }
             OpsKind::UnTracked(prep) => {
                 prep.finish(run_forward(input.primitive(), weight.primitive(), bias.primitive()).0)
@@ -94,6 +86,8 @@ impl<C: CheckpointStrategy> ConvReluPoolBackend for Autodiff<Flex, C> {
 #[derive(Debug)]
 struct ConvReluPoolBackward;
 
+/// What the backward pass reads: the forward pass's inputs as it read them (contiguous), and
+/// the pooling's winners.
 #[derive(Clone, Debug)]
 struct SavedForBackward {
     input: FlexTensor,
@@ -108,7 +102,7 @@ impl Backward<Flex, 3> for ConvReluPoolBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [input_node, weight_node, bias_node] = ops.parents;
-        let output_grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let output_grad = contiguous(&grads.consume::<Flex>(&ops.node));
         let saved = ops.state;
         let computed = kernels::backward(
             saved.geometry,
@@ -136,7 +130,7 @@ fn run_forward(
     input: &FlexTensor,
     weight: &FlexTensor,
     bias: &FlexTensor,
-) -> (FlexTensor, Arc<Vec<u8>>, Geometry) {
+) -> (FlexTensor, SavedForBackward) {
     let geometry = Geometry::of(input.shape().dims(), weight.shape().dims()).unwrap_or_else(|| {
         panic!(
             "conv_relu_pool: input {:?} does not fit a square kernel {:?}",
@@ -144,11 +138,7 @@ fn run_forward(
             weight.shape()
         )
     });
-    let (input, weight, bias) = (
-        contiguous(input.clone()),
-        contiguous(weight.clone()),
-        contiguous(bias.clone()),
-    );
+    let (input, weight, bias) = (contiguous(input), contiguous(weight), contiguous(bias));
     let forward = kernels::forward(geometry, values(&input), values(&weight), values(&bias));
     let [pooled_height, pooled_width] = geometry.pooled();
     let output = tensor(
@@ -160,20 +150,23 @@ fn run_forward(
             pooled_width,
         ],
     );
-    (output, Arc::new(forward.winners), geometry)
+    let saved = SavedForBackward {
+        input,
+        weight,
+        winners: Arc::new(forward.winners),
+        geometry,
+    };
+    (output, saved)
 }
 
-fn contiguous(tensor: FlexTensor) -> FlexTensor {
+/// The tensor itself when its values are already laid out in order, else a copy that is.
+fn contiguous(tensor: &FlexTensor) -> FlexTensor {
     assert_eq!(
         tensor.dtype(),
         DType::F32,
         "conv_relu_pool runs on f32 tensors"
     );
-    if tensor.is_contiguous() {
-        tensor
-    } else {
-        tensor.to_contiguous()
-    }
+    tensor.to_contiguous()
 }
 
 fn values(tensor: &FlexTensor) -> &[f32] {
