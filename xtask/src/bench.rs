@@ -2,7 +2,7 @@
 //! machine, optionally beside the PyTorch tutorial's. Wall times and peak memory are of whole
 //! processes, as a user would see them; per-epoch figures come from each trainer's own log.
 
-use crate::{binary, cargo, workspace_root};
+use crate::{backend_features, binary, cargo, workspace_root};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -62,17 +62,18 @@ enum Trainer {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    cargo(
-        &[
-            "build",
-            "--quiet",
-            "--package",
-            "train",
-            "--package",
-            "infer",
-        ]
-        .map(String::from),
-    )?;
+    let mut build: Vec<String> = [
+        "build",
+        "--quiet",
+        "--package",
+        "train",
+        "--package",
+        "infer",
+    ]
+    .map(String::from)
+    .into();
+    build.extend(backend_features(&args.backend));
+    cargo(&build)?;
     let scratch = tempfile::tempdir()?;
     let mut rows = Vec::new();
 

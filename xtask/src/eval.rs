@@ -29,6 +29,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(predictions) = &args.predictions {
         command.extend(["--predictions".into(), path(predictions)]);
     }
-    command.extend(["--backend".into(), args.backend]);
-    run_binary("infer", "eval", command)
+    command.extend(["--backend".into(), args.backend.clone()]);
+    run_binary("infer", "eval", &args.backend, command)
 }

@@ -14,9 +14,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // Exporting reads and writes files only: the always-built flex backend is enough.
     run_binary(
         "infer",
         "export",
+        "flex",
         vec![
             "--artifact-dir".into(),
             arg(&absolute(&args.artifact_dir)),

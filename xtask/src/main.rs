@@ -70,14 +70,27 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// `cargo run --quiet --package PACKAGE --bin BIN -- ARGS`: one of the project's binaries, built
-/// first if needed.
-fn run_binary(package: &str, bin: &str, args: Vec<String>) -> anyhow::Result<()> {
-    let mut command: Vec<String> = ["run", "--quiet", "--package", package, "--bin", bin, "--"]
+/// `cargo run --quiet --package PACKAGE --bin BIN [--features BACKEND] -- ARGS`: one of the
+/// project's binaries, built first if needed, with the backend it will run on.
+fn run_binary(package: &str, bin: &str, backend: &str, args: Vec<String>) -> anyhow::Result<()> {
+    let mut command: Vec<String> = ["run", "--quiet", "--package", package, "--bin", bin]
         .map(String::from)
         .into();
+    command.extend(backend_features(backend));
+    command.push("--".into());
     command.extend(args);
     cargo(&command)
+}
+
+/// The cargo flags that compile `backend` in. flex is always there; the others are features
+/// of the binaries' crates, left out of a plain build because they take minutes to compile.
+/// Cargo keeps each feature set's build, so going back and forth rebuilds nothing twice.
+/// An unknown name gets no flag, and the binary refuses it with the list of backends.
+fn backend_features(backend: &str) -> Vec<String> {
+    match backend {
+        "ndarray" | "wgpu" => vec!["--features".into(), backend.into()],
+        _ => Vec::new(),
+    }
 }
 
 /// A path as a command-line argument.

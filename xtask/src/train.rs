@@ -1,6 +1,6 @@
 //! `cargo xtask train`: build the trainer and run it.
 
-use crate::{absolute, cargo};
+use crate::{absolute, run_binary};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -29,10 +29,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut command: Vec<String> = ["run", "--quiet", "--package", "train", "--"]
-        .map(String::from)
-        .to_vec();
-    command.extend(["--backend".into(), args.backend]);
+    let mut command = vec!["--backend".to_string(), args.backend.clone()];
     command.extend(["--config".into(), path(absolute(&args.config))]);
     if let Some(epochs) = args.epochs {
         command.extend(["--epochs".into(), epochs.to_string()]);
@@ -49,7 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for setting in args.overrides {
         command.extend(["--set".into(), setting]);
     }
-    cargo(&command)
+    run_binary("train", "train", &args.backend, command)
 }
 
 fn path(path: PathBuf) -> String {

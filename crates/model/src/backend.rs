@@ -41,11 +41,13 @@ impl BackendKind {
                 description: "flex (CPU)".into(),
             }),
             // Kept selectable for comparison; its deprecation is acknowledged here only.
+            #[cfg(feature = "ndarray")]
             #[allow(deprecated)]
             BackendKind::Ndarray => Ok(ReadyDevice {
                 device: Device::ndarray(),
                 description: "ndarray (CPU)".into(),
             }),
+            #[cfg(feature = "wgpu")]
             BackendKind::Wgpu => {
                 let (device, setup) = Device::wgpu_options()
                     .init_with_setup()
@@ -64,6 +66,18 @@ impl BackendKind {
                     ),
                 })
             }
+            #[cfg(not(all(feature = "ndarray", feature = "wgpu")))]
+            missing => Err(BackendError::NotBuilt(missing)),
+        }
+    }
+
+    /// Whether this build includes the backend: flex always, the others when the `model`
+    /// feature of the same name was on (`cargo xtask` turns it on for the `--backend` it is given).
+    pub fn is_built(self) -> bool {
+        match self {
+            BackendKind::Flex => true,
+            BackendKind::Ndarray => cfg!(feature = "ndarray"),
+            BackendKind::Wgpu => cfg!(feature = "wgpu"),
         }
     }
 }
@@ -81,6 +95,8 @@ pub struct ReadyDevice {
 pub enum BackendError {
     /// wgpu found no usable adapter: no GPU driver, no Vulkan/Metal/DX12/GL implementation.
     NoAdapter(String),
+    /// The binary was compiled without this backend, to keep the build short.
+    NotBuilt(BackendKind),
 }
 
 impl fmt::Display for BackendError {
@@ -92,12 +108,19 @@ impl fmt::Display for BackendError {
                  software Vulkan (Debian/Ubuntu: mesa-vulkan-drivers) to try it without a GPU, \
                  or use --backend flex"
             ),
+            BackendError::NotBuilt(kind) => write!(
+                f,
+                "this build has no {kind} backend (it is left out to keep the build short); \
+                 build with `--features {kind}` (e.g. `cargo run -p infer --features {kind} -- ...`), \
+                 or use `cargo xtask`, which adds it for `--backend {kind}`"
+            ),
         }
     }
 }
 
 impl std::error::Error for BackendError {}
 
+#[cfg(feature = "wgpu")]
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -99,6 +99,8 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
             config.data.dir.display()
         );
     }
+    // Before anything is written: a backend this build lacks, or a GPU that is not there.
+    let ready = options.backend.init()?;
     let checkpoint_dir = artifact_dir.join("checkpoint");
     let resume_from = if options.resume {
         last_complete_epoch(&checkpoint_dir)
@@ -132,7 +134,6 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<Summary> {
         }
         None => (train_set, test_set.clone(), None),
     };
-    let ready = options.backend.init()?;
     let device = ready.device;
     device.seed(config.seed);
     let autodiff = device.clone().autodiff();

@@ -10,12 +10,10 @@ use burn::prelude::*;
 use burn::tensor::Gradients;
 use data::{MnistBatch, MnistBatcher, MnistDataset, Split};
 use model::{BackendKind, Cnn, CnnConfig};
-use std::path::Path;
 
 /// Real test images: `count` of them from `start`.
 fn test_batch(start: usize, count: usize, device: &Device) -> MnistBatch {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let test = MnistDataset::load(&root.join("data/mnist"), Split::Test).unwrap();
+    let test = MnistDataset::load(&crate::root().join("data/mnist"), Split::Test).unwrap();
     let items = (start..start + count)
         .filter_map(|i| test.item(i))
         .collect();

@@ -1,11 +1,8 @@
 //! The `infer` binary end to end, with the shipped model and with run directories.
 
+use crate::{root, text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn infer(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_infer"))
@@ -13,10 +10,6 @@ fn infer(args: &[&str]) -> Output {
         .current_dir(root())
         .output()
         .expect("the infer binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 const DIGIT_NAMES: [&str; 10] = [

@@ -1,12 +1,9 @@
 //! Interrupted runs: killed outright or stopped with Ctrl-C, then resumed to the end.
 
+use crate::{root, text};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// Trains `configs/smoke.toml` into `run`, with `extra` arguments, to the end.
 fn smoke_run_into(run: &Path, extra: &[&str]) -> Output {
@@ -70,10 +67,6 @@ fn wait_for(path: &Path, child: &mut Child) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn epochs_in(run: &Path) -> Vec<usize> {

@@ -1,11 +1,8 @@
 //! The `train` binary end to end: a real (small) training run, and every way a run is refused.
 
-use std::path::{Path, PathBuf};
+use crate::{root, text};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn train(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_train"))
@@ -25,10 +22,6 @@ fn train_into(config: &Path, artifacts: &Path, extra: &[&str]) -> Output {
     ];
     args.extend(extra);
     train(&args)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A refused run: non-zero exit, exactly one line on stderr containing every `needle`, no panic.
@@ -124,6 +117,7 @@ fn smoke_training_on_flex_reaches_its_accuracy() {
     smoke_run("flex", 80.0);
 }
 
+#[cfg(feature = "ndarray")]
 #[test]
 fn smoke_training_on_ndarray_reaches_its_accuracy() {
     smoke_run("ndarray", 80.0);
@@ -232,6 +226,7 @@ fn an_unwritable_artifact_dir_is_named() {
     assert_refused(&output, &[run.to_str().unwrap()]);
 }
 
+#[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_without_any_adapter_fails_fast_with_one_line() {
     let started = std::time::Instant::now();
@@ -250,6 +245,32 @@ fn wgpu_without_any_adapter_fails_fast_with_one_line() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// A build without a backend names the feature that adds it, before any work.
+#[cfg(not(all(feature = "wgpu", feature = "ndarray")))]
+#[test]
+fn a_backend_left_out_of_the_build_says_how_to_get_it() {
+    let missing = if cfg!(feature = "wgpu") {
+        "ndarray"
+    } else {
+        "wgpu"
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let output = train_into(
+        Path::new("configs/smoke.toml"),
+        &run,
+        &["--backend", missing],
+    );
+    assert_refused(
+        &output,
+        &[
+            &format!("no {missing} backend"),
+            &format!("--features {missing}"),
+        ],
+    );
+    assert!(!run.join("config.toml").exists(), "nothing is written");
 }
 
 #[test]

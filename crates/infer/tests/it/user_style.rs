@@ -54,8 +54,7 @@ fn photo_like(pixels: &[u8; PIXELS], rng: &mut Rng) -> Vec<u8> {
 
 #[test]
 fn photo_like_digits_are_classified_as_well_as_raw_ones() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let test = MnistDataset::load(&root.join("data/mnist"), Split::Test).unwrap();
+    let test = MnistDataset::load(&crate::root().join("data/mnist"), Split::Test).unwrap();
     let classifier =
         DigitClassifier::load(&ModelSource::Shipped, burn::tensor::Device::flex()).unwrap();
     let count = 1000;
