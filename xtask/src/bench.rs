@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// flex, ndarray or wgpu.
+    /// flex, ndarray or wgpu (the binaries are built with the cargo feature it needs).
     #[arg(long, default_value = "flex")]
     backend: String,
     /// The training recipe to time (the tutorial's, to compare with PyTorch like for like).

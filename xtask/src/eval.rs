@@ -11,7 +11,8 @@ pub struct Args {
     /// A PyTorch state_dict of the tutorial's model instead (.pt, .pth or .safetensors).
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
-    /// flex (fast CPU, default), ndarray (slow CPU, deprecated) or wgpu (GPU).
+    /// flex (fast CPU, default), ndarray (slow CPU, deprecated) or wgpu (GPU); the binary is
+    /// built with the cargo feature the backend needs.
     #[arg(long, default_value = "flex")]
     backend: String,
     /// Write every test image's label and predicted digit to this CSV file.

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// flex (fast CPU, default), ndarray (slow CPU, deprecated) or wgpu (GPU).
+    /// flex (fast CPU, default), ndarray (slow CPU, deprecated) or wgpu (GPU); the binary is
+    /// built with the cargo feature the backend needs.
     #[arg(long, default_value = "flex")]
     backend: String,
     /// The run's TOML recipe.

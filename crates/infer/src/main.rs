@@ -21,7 +21,8 @@ struct Cli {
     /// fed `ToTensor()` inputs as in the tutorial.
     #[arg(long, value_name = "FILE", conflicts_with = "model")]
     weights: Option<PathBuf>,
-    /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU).
+    /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU); the last two only in a
+    /// build with that cargo feature (`--features wgpu`).
     #[arg(long, default_value = "flex")]
     backend: BackendKind,
     /// One JSON object per line instead of the human format.

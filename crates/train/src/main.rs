@@ -10,7 +10,8 @@ struct Cli {
     /// The run's TOML recipe.
     #[arg(long, default_value = "configs/default.toml")]
     config: PathBuf,
-    /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU).
+    /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU); the last two only in a
+    /// build with that cargo feature (`--features wgpu`).
     #[arg(long, default_value = "flex")]
     backend: BackendKind,
     /// Override the config's `training.epochs`.

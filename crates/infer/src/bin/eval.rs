@@ -18,7 +18,8 @@ struct Cli {
     /// Evaluate a PyTorch state_dict of the tutorial's model instead (.pt, .pth, .safetensors).
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
-    /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU).
+    /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU); the last two only in a
+    /// build with that cargo feature (`--features wgpu`).
     #[arg(long, default_value = "flex")]
     backend: BackendKind,
     /// Where MNIST is [default: the run's `data.dir`, or data/mnist with --weights].
