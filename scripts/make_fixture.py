@@ -11,7 +11,7 @@ It writes, into crates/infer/tests/fixtures/:
   expected.safetensors  `images` (the first 32 MNIST test images, uint8 [32, 28, 28]) and
                         `logits`, PyTorch's float32 [32, 10] output for them, fed ToTensor()
                         inputs as in the tutorial
-The Rust test (crates/infer/tests/pytorch_weights.rs) loads both weight files and must match
+The Rust test (crates/infer/tests/it/pytorch_weights.rs) loads both weight files and must match
 these logits within 1e-5.
 """
 
