@@ -169,4 +169,16 @@ mod tests {
         }
         assert!("cuda".parse::<BackendKind>().is_err());
     }
+
+    #[test]
+    fn a_backend_left_out_of_the_build_is_refused_naming_its_feature() {
+        assert!(BackendKind::Flex.is_built());
+        for kind in BackendKind::ALL {
+            let message = BackendError::NotBuilt(kind).to_string();
+            assert!(message.contains(&format!("--features {kind}")), "{message}");
+            if !kind.is_built() {
+                assert_eq!(kind.init().err(), Some(BackendError::NotBuilt(kind)));
+            }
+        }
+    }
 }
