@@ -1,28 +1,8 @@
 //! The `train` binary end to end: a real (small) training run, and every way a run is refused.
 
-use crate::{root, text};
+use crate::{root, text, train, train_into};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn train(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_train"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the train binary runs")
-}
-
-/// Trains with the recipe `config` into `artifacts`, with `extra` arguments.
-fn train_into(config: &Path, artifacts: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "--config",
-        config.to_str().unwrap(),
-        "--artifact-dir",
-        artifacts.to_str().unwrap(),
-    ];
-    args.extend(extra);
-    train(&args)
-}
+use std::process::Output;
 
 /// A refused run: non-zero exit, exactly one line on stderr containing every `needle`, no panic.
 fn assert_refused(output: &Output, needles: &[&str]) {
@@ -230,9 +210,7 @@ fn an_unwritable_artifact_dir_is_named() {
 #[test]
 fn wgpu_without_any_adapter_fails_fast_with_one_line() {
     let started = std::time::Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_train"))
-        .args(["--config", "configs/smoke.toml", "--backend", "wgpu"])
-        .current_dir(root())
+    let output = crate::train_command(&["--config", "configs/smoke.toml", "--backend", "wgpu"])
         // Hide every Vulkan driver and every EGL (OpenGL) vendor from the loaders.
         .env("VK_ICD_FILENAMES", "/nonexistent")
         .env("VK_DRIVER_FILES", "/nonexistent")

@@ -10,6 +10,7 @@ mod resume;
 mod wgpu_parity;
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// The workspace root, where the binaries are run from.
 fn root() -> PathBuf {
@@ -19,4 +20,28 @@ fn root() -> PathBuf {
 /// A process's output as text.
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The `train` binary with `args`, run from the workspace root.
+fn train_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_train"));
+    command.args(args).current_dir(root());
+    command
+}
+
+/// Runs the `train` binary with `args` to the end.
+fn train(args: &[&str]) -> Output {
+    train_command(args).output().expect("the train binary runs")
+}
+
+/// Trains with the recipe `config` into `artifacts`, with `extra` arguments, to the end.
+fn train_into(config: &Path, artifacts: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--config",
+        config.to_str().unwrap(),
+        "--artifact-dir",
+        artifacts.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    train(&args)
 }

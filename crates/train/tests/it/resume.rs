@@ -1,26 +1,13 @@
 //! Interrupted runs: killed outright or stopped with Ctrl-C, then resumed to the end.
 
-use crate::{root, text};
+use crate::{text, train_command, train_into};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 /// Trains `configs/smoke.toml` into `run`, with `extra` arguments, to the end.
 fn smoke_run_into(run: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "--config",
-        "configs/smoke.toml",
-        "--artifact-dir",
-        run.to_str().unwrap(),
-    ];
-    args.extend(extra);
-    train_command(&args).output().unwrap()
-}
-
-fn train_command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_train"));
-    command.args(args).current_dir(root());
-    command
+    train_into(Path::new("configs/smoke.toml"), run, extra)
 }
 
 /// Three epochs of 30,000 images: a few seconds each on flex, long enough to interrupt.
