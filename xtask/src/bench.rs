@@ -76,56 +76,73 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     cargo(&build)?;
     let scratch = tempfile::tempdir()?;
     let mut rows = Vec::new();
-
     if !args.no_train {
-        let mut trainers = vec![Trainer::Burn];
-        if args.pytorch.is_some() {
-            trainers.extend([Trainer::PytorchTutorial, Trainer::PytorchPreloaded]);
+        rows.extend(training_table(&args, scratch.path())?);
+        rows.push(String::new());
+    }
+    rows.extend(inference_table(&args, scratch.path())?);
+    for row in rows {
+        println!("{row}");
+    }
+    Ok(())
+}
+
+/// Each trainer's median run, and this project's ratio to each PyTorch pipeline.
+fn training_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<String>> {
+    let mut trainers = vec![Trainer::Burn];
+    if args.pytorch.is_some() {
+        trainers.extend([Trainer::PytorchTutorial, Trainer::PytorchPreloaded]);
+    }
+    // Rounds alternate the trainers, so a machine that slows down hurts all of them.
+    let mut runs: Vec<Vec<Training>> = vec![Vec::new(); trainers.len()];
+    for round in 0..args.rounds.max(1) {
+        for (trainer, runs) in trainers.iter().zip(&mut runs) {
+            eprintln!("round {}: {}", round + 1, trainer.label(&args.backend));
+            runs.push(train_once(*trainer, args, scratch)?);
         }
-        // Rounds alternate the trainers, so a machine that slows down hurts all of them.
-        let mut runs: Vec<Vec<Training>> = vec![Vec::new(); trainers.len()];
-        for round in 0..args.rounds.max(1) {
-            for (trainer, runs) in trainers.iter().zip(&mut runs) {
-                eprintln!("round {}: {}", round + 1, trainer.label(&args.backend));
-                runs.push(train_once(*trainer, &args, scratch.path())?);
-            }
-        }
-        let medians: Vec<Training> = runs.iter().map(|runs| median(runs)).collect();
-        rows.push(format!(
+    }
+    let medians: Vec<Training> = runs.iter().map(|runs| median(runs)).collect();
+    let mut rows = vec![
+        format!(
             "| trainer ({} epochs, {}) | s per epoch (training pass) | training images/s | evaluation images/s | wall time | peak memory | test accuracy |",
             args.epochs,
             args.config.display()
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- |".into(),
+    ];
+    for (trainer, m) in trainers.iter().zip(&medians) {
+        rows.push(format!(
+            "| {} | {:.2} s | {:.0} | {:.0} | {:.1} s | {} | {:.2}% |",
+            trainer.label(&args.backend),
+            m.epoch_seconds,
+            m.train_rate,
+            m.eval_rate,
+            m.wall,
+            megabytes(m.peak_bytes),
+            m.accuracy
         ));
-        rows.push("| --- | --- | --- | --- | --- | --- | --- |".into());
-        for (trainer, m) in trainers.iter().zip(&medians) {
-            rows.push(format!(
-                "| {} | {:.2} s | {:.0} | {:.0} | {:.1} s | {} | {:.2}% |",
-                trainer.label(&args.backend),
-                m.epoch_seconds,
-                m.train_rate,
-                m.eval_rate,
-                m.wall,
-                megabytes(m.peak_bytes),
-                m.accuracy
-            ));
-        }
-        if medians.len() > 1 {
-            rows.push(String::new());
-            for (trainer, m) in trainers.iter().zip(&medians).skip(1) {
-                rows.push(format!(
-                    "{} ÷ {}: {:.2} per training epoch, {:.2} in wall time",
-                    Trainer::Burn.label(&args.backend),
-                    trainer.label(&args.backend),
-                    medians[0].epoch_seconds / m.epoch_seconds,
-                    medians[0].wall / m.wall
-                ));
-            }
-        }
+    }
+    if medians.len() > 1 {
         rows.push(String::new());
     }
+    for (trainer, m) in trainers.iter().zip(&medians).skip(1) {
+        rows.push(format!(
+            "{} ÷ {}: {:.2} per training epoch, {:.2} in wall time",
+            Trainer::Burn.label(&args.backend),
+            trainer.label(&args.backend),
+            medians[0].epoch_seconds / m.epoch_seconds,
+            medians[0].wall / m.wall
+        ));
+    }
+    Ok(rows)
+}
 
-    rows.push("| inference | rate | wall time | peak memory |".into());
-    rows.push("| --- | --- | --- | --- |".into());
+/// `infer` on one image (median of `args.runs` processes) and on a folder of 1,000.
+fn inference_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<String>> {
+    let mut rows = vec![
+        "| inference | rate | wall time | peak memory |".to_string(),
+        "| --- | --- | --- | --- |".into(),
+    ];
     let sample = workspace_root().join("data/digits/seven-mnist.png");
     let mut one = Vec::with_capacity(args.runs);
     let mut one_peak = None;
@@ -148,7 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         megabytes(one_peak)
     ));
 
-    let folder = scratch.path().join("digits");
+    let folder = scratch.join("digits");
     let count = fill_folder(&folder, 1000)?;
     let measured = measure(
         Command::new(binary("infer"))
@@ -163,11 +180,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         measured.wall.as_secs_f64(),
         megabytes(measured.peak_bytes)
     ));
-
-    for row in rows {
-        println!("{row}");
-    }
-    Ok(())
+    Ok(rows)
 }
 
 impl Trainer {
@@ -181,42 +194,56 @@ impl Trainer {
 }
 
 fn train_once(trainer: Trainer, args: &Args, scratch: &Path) -> anyhow::Result<Training> {
-    let config = crate::absolute(&args.config);
-    let epochs = args.epochs.to_string();
-    if trainer == Trainer::Burn {
-        let run_dir = scratch.join("run");
-        let _ = std::fs::remove_dir_all(&run_dir);
-        let measured = measure(
-            Command::new(binary("train"))
-                .arg("--config")
-                .arg(&config)
-                .args(["--backend", &args.backend, "--epochs", &epochs])
-                .arg("--artifact-dir")
-                .arg(&run_dir)
-                .stdout(Stdio::null()),
-        )?;
-        let summary = read_summary(&run_dir.join("summary.json"))?;
-        let rows = read_metrics(&run_dir.join("metrics.csv"))?;
-        let n = rows.len() as f64;
-        // metrics.csv: epoch seconds (both passes) in column 5, training images/s in 6.
-        let train_seconds = rows.iter().map(|r| summary.train / r[6]).sum::<f64>() / n;
-        let epoch_seconds = rows.iter().map(|r| r[5]).sum::<f64>() / n;
-        let eval_seconds = (epoch_seconds - train_seconds).max(1e-9);
-        return Ok(Training {
-            epoch_seconds: train_seconds,
-            train_rate: summary.train / train_seconds,
-            eval_rate: summary.test / eval_seconds,
-            wall: measured.wall.as_secs_f64(),
-            peak_bytes: measured.peak_bytes,
-            accuracy: summary.accuracy,
-        });
+    match trainer {
+        Trainer::Burn => train_burn(args, scratch),
+        Trainer::PytorchTutorial => train_pytorch("tutorial", args),
+        Trainer::PytorchPreloaded => train_pytorch("preloaded", args),
     }
+}
+
+/// This project's trainer; per-epoch figures from its `metrics.csv` and `summary.json`.
+fn train_burn(args: &Args, scratch: &Path) -> anyhow::Result<Training> {
+    let config = std::path::absolute(&args.config)?;
+    let run_dir = scratch.join("run");
+    let _ = std::fs::remove_dir_all(&run_dir);
+    let measured = measure(
+        Command::new(binary("train"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--backend", &args.backend])
+            .args(["--epochs", &args.epochs.to_string()])
+            .arg("--artifact-dir")
+            .arg(&run_dir)
+            .stdout(Stdio::null()),
+    )?;
+    let summary = read_summary(&run_dir.join("summary.json"))?;
+    let [epoch_seconds, train_rates] = read_columns(
+        &run_dir.join("metrics.csv"),
+        ["seconds", "images_per_second"],
+    )?;
+    let n = epoch_seconds.len() as f64;
+    // An epoch's seconds cover both passes; the training pass is the images over its rate.
+    let train_seconds = train_rates
+        .iter()
+        .map(|rate| summary.train / rate)
+        .sum::<f64>()
+        / n;
+    let eval_seconds = (epoch_seconds.iter().sum::<f64>() / n - train_seconds).max(1e-9);
+    Ok(Training {
+        epoch_seconds: train_seconds,
+        train_rate: summary.train / train_seconds,
+        eval_rate: summary.test / eval_seconds,
+        wall: measured.wall.as_secs_f64(),
+        peak_bytes: measured.peak_bytes,
+        accuracy: summary.accuracy,
+    })
+}
+
+/// The tutorial in PyTorch with one of its input pipelines; figures from its JSON lines.
+fn train_pytorch(loader: &str, args: &Args) -> anyhow::Result<Training> {
+    let epochs = args.epochs.to_string();
     let Some(python) = &args.pytorch else {
         bail!("no Python given for PyTorch");
-    };
-    let loader = match trainer {
-        Trainer::PytorchTutorial => "tutorial",
-        _ => "preloaded",
     };
     let measured = measure(
         Command::new(python)
@@ -337,24 +364,31 @@ fn megabytes(bytes: Option<u64>) -> String {
     bytes.map_or_else(|| "n/a".into(), |b| format!("{:.0} MB", b as f64 / 1e6))
 }
 
-/// The rows of a run's `metrics.csv`, as numbers.
-fn read_metrics(path: &Path) -> anyhow::Result<Vec<Vec<f64>>> {
+/// The named columns of a run's `metrics.csv`, each found by its name in the header.
+fn read_columns<const N: usize>(path: &Path, names: [&str; N]) -> anyhow::Result<[Vec<f64>; N]> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
-    let rows = text
-        .lines()
-        .skip(1)
-        .map(|line| {
-            line.split(',')
-                .map(str::parse)
-                .collect::<Result<Vec<f64>, _>>()
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{}: not a metrics file", path.display()))?;
-    if rows.is_empty() || rows.iter().any(|row| row.len() < 7) {
+    let mut lines = text.lines().filter(|line| !line.trim().is_empty());
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let mut positions = [0; N];
+    for (position, name) in positions.iter_mut().zip(names) {
+        *position = header
+            .iter()
+            .position(|column| column.trim() == name)
+            .with_context(|| format!("{}: no `{name}` column", path.display()))?;
+    }
+    let mut columns: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        for (column, &position) in columns.iter_mut().zip(&positions) {
+            let value = fields.get(position).and_then(|v| v.trim().parse().ok());
+            column.push(value.with_context(|| format!("{}: not a metrics file", path.display()))?);
+        }
+    }
+    if columns[0].is_empty() {
         bail!("{}: no complete epoch", path.display());
     }
-    Ok(rows)
+    Ok(columns)
 }
 
 /// Copies the sample digits round-robin into `dir` until it holds `count` images.

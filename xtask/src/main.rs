@@ -1,11 +1,13 @@
 //! Project automation, in Rust so it runs wherever cargo does (the cargo-xtask pattern).
 //!
-//! Each task is a module; tasks only orchestrate cargo and the project's binaries.
+//! Each task is a module; tasks only orchestrate cargo and the project's binaries. The
+//! binaries own their flags: `train`, `eval` and `export` are passed on to them unchanged
+//! (`cargo xtask train --help` is the trainer's own help), so a flag is defined once.
 
 mod bench;
-mod eval;
-mod export;
-mod train;
+mod forward;
+#[cfg(test)]
+mod tidy;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -20,23 +22,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Build the trainer (optimised) and train a model.
-    Train(train::Args),
-    /// Score a training run (or PyTorch weights) on the test set: accuracy, per-digit precision
-    /// and recall, confusion.
-    Eval(eval::Args),
+    /// Build the trainer and train a model; the flags are the `train` binary's (`--help`).
+    #[command(disable_help_flag = true)]
+    Train(forward::Args),
+    /// Score a training run (or PyTorch weights) on the test set, with figures; the flags are
+    /// the `eval` binary's (`--help`).
+    #[command(disable_help_flag = true)]
+    Eval(forward::Args),
+    /// Write a training run's weights as a safetensors file for the tutorial's PyTorch model;
+    /// the flags are the `export` binary's (`--help`).
+    #[command(disable_help_flag = true)]
+    Export(forward::Args),
     /// Time training and inference, with peak memory, as a markdown table.
     Bench(bench::Args),
-    /// Write a training run's weights as a safetensors file for the tutorial's PyTorch model.
-    Export(export::Args),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().task {
-        Task::Train(args) => train::run(args),
-        Task::Eval(args) => eval::run(args),
+        Task::Train(args) => forward::run("train", "train", args),
+        Task::Eval(args) => forward::run("infer", "eval", args),
+        Task::Export(args) => forward::run("infer", "export", args),
         Task::Bench(args) => bench::run(args),
-        Task::Export(args) => export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,7 +53,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// The workspace root: tasks run from there, whatever directory cargo was called in.
+/// The workspace root.
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -64,24 +70,6 @@ fn binary(name: &str) -> PathBuf {
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
-/// A user-given path made absolute against the caller's directory, so it survives the move
-/// to the workspace root.
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// `cargo run --quiet --package PACKAGE --bin BIN [--features BACKEND] -- ARGS`: one of the
-/// project's binaries, built first if needed, with the backend it will run on.
-fn run_binary(package: &str, bin: &str, backend: &str, args: Vec<String>) -> anyhow::Result<()> {
-    let mut command: Vec<String> = ["run", "--quiet", "--package", package, "--bin", bin]
-        .map(String::from)
-        .into();
-    command.extend(backend_features(backend));
-    command.push("--".into());
-    command.extend(args);
-    cargo(&command)
-}
-
 /// The cargo flags that compile `backend` in. flex is always there; the others are features
 /// of the binaries' crates, left out of a plain build because they take minutes to compile.
 /// Cargo keeps each feature set's build, so going back and forth rebuilds nothing twice.
@@ -93,21 +81,19 @@ fn backend_features(backend: &str) -> Vec<String> {
     }
 }
 
-/// A path as a command-line argument.
-fn arg(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
-}
-
-/// `cargo <args>` in the workspace root; fails with the command when it does not succeed.
-fn cargo(args: &[String]) -> anyhow::Result<()> {
+/// `cargo <args>` for this workspace, run in `dir`; fails with the command when it does not
+/// succeed.
+fn cargo_in(dir: &Path, args: &[String]) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(args)
-        .current_dir(workspace_root())
-        .status()?;
+    let status = Command::new(&cargo).args(args).current_dir(dir).status()?;
     if status.success() {
         Ok(())
     } else {
         anyhow::bail!("`cargo {}` failed ({status})", args.join(" "))
     }
+}
+
+/// `cargo <args>` in the workspace root.
+fn cargo(args: &[String]) -> anyhow::Result<()> {
+    cargo_in(&workspace_root(), args)
 }

@@ -1,6 +1,7 @@
-//! Scoring a model on labelled MNIST images through the same path `infer` uses.
+//! Scoring a model on labelled MNIST images through the same path `infer` uses: the one
+//! scoring of a test set, behind `eval`, training's final score and the tests.
 
-use crate::DigitClassifier;
+use crate::classify::{ClassifyError, DigitClassifier};
 use burn::data::dataset::Dataset;
 use data::{MnistDataset, PIXELS};
 use std::fmt;
@@ -30,7 +31,10 @@ pub struct Misclassified {
 
 impl Evaluation {
     /// Classifies every item of `dataset` and tallies the results.
-    pub fn run(classifier: &DigitClassifier, dataset: &MnistDataset) -> Self {
+    pub fn run(
+        classifier: &DigitClassifier,
+        dataset: &MnistDataset,
+    ) -> Result<Self, ClassifyError> {
         let items: Vec<_> = (0..Dataset::len(dataset))
             .filter_map(|i| dataset.item(i))
             .collect();
@@ -39,7 +43,7 @@ impl Evaluation {
         let mut loss = 0.0;
         let mut misclassified = Vec::new();
         let mut predictions = Vec::with_capacity(items.len());
-        for (prediction, item) in classifier.classify(&pixels).iter().zip(&items) {
+        for (prediction, item) in classifier.classify(&pixels)?.iter().zip(&items) {
             let truth = usize::from(item.label);
             predictions.push((item.label, prediction.digit.min(9) as u8));
             confusion[truth][prediction.digit.min(9)] += 1;
@@ -55,13 +59,13 @@ impl Evaluation {
         }
         let n = items.len().max(1) as f64;
         let correct: u32 = (0..10).map(|d| confusion[d][d]).sum();
-        Self {
+        Ok(Self {
             loss: loss / n,
             accuracy: 100.0 * f64::from(correct) / n,
             confusion,
             misclassified,
             predictions,
-        }
+        })
     }
 
     /// Of the images predicted as `digit`, the share that are `digit` (percent).

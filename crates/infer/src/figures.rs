@@ -1,24 +1,44 @@
-//! The evaluation's pictures: `confusion.png` and `misclassified.png`.
+//! The project's pictures, drawn with plotters into a pixel buffer and written as PNG: the
+//! evaluation's `confusion.png` and `misclassified.png` here, and [`draw_png`] for any other
+//! figure (training draws its learning curves with it).
 
 use crate::evaluation::Evaluation;
-use anyhow::anyhow;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use std::path::Path;
-use std::sync::Once;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// DejaVu Sans (see `assets/fonts/DejaVuSans-LICENSE`), embedded so plots need no system fonts.
 const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 
+/// The font family every figure names; [`draw_png`] registers the embedded font under it.
+pub const FONT_FAMILY: &str = "sans-serif";
+
+/// A figure that could not be drawn or written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: cannot {action}: {reason}", path.display())]
+pub struct FigureError {
+    pub path: PathBuf,
+    /// `draw` or `write`.
+    pub action: &'static str,
+    pub reason: String,
+}
+
+/// Where a figure is drawn: plotters' bitmap canvas, in pixels from the top-left corner.
+pub type Canvas<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// What a drawing step may fail with: plotters' errors, boxed.
+pub type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
 /// The confusion matrix as a heat map, counts written in the cells.
-pub fn write_confusion(evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
+pub fn write_confusion(evaluation: &Evaluation, path: &Path) -> Result<(), FigureError> {
     const CELL: i32 = 56;
     const LEFT: i32 = 90;
     const TOP: i32 = 70;
     let side = (LEFT + 10 * CELL + 30) as u32;
     draw_png(path, side, side + 20, |root| {
         let centred = |size| {
-            ("sans-serif", size)
+            (FONT_FAMILY, size)
                 .into_font()
                 .color(&BLACK)
                 .pos(Pos::new(HPos::Center, VPos::Center))
@@ -83,7 +103,7 @@ pub fn write_confusion(evaluation: &Evaluation, path: &Path) -> anyhow::Result<(
 }
 
 /// Up to 100 test digits the model got wrong, each labelled `true → predicted`.
-pub fn write_misclassified(evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
+pub fn write_misclassified(evaluation: &Evaluation, path: &Path) -> Result<(), FigureError> {
     const SCALE: i32 = 3;
     const COLUMNS: usize = 10;
     const CELL_W: i32 = 28 * SCALE + 16;
@@ -95,7 +115,7 @@ pub fn write_misclassified(evaluation: &Evaluation, path: &Path) -> anyhow::Resu
     let height = (TOP + rows * CELL_H + 10) as u32;
     draw_png(path, width, height, |root| {
         let centred = |size| {
-            ("sans-serif", size)
+            (FONT_FAMILY, size)
                 .into_font()
                 .color(&BLACK)
                 .pos(Pos::new(HPos::Center, VPos::Center))
@@ -129,36 +149,38 @@ pub fn write_misclassified(evaluation: &Evaluation, path: &Path) -> anyhow::Resu
     })
 }
 
-type Drawing<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
-
-/// Draws on a white canvas and writes it as a PNG.
-fn draw_png(
+/// Draws on a white `width` × `height` canvas and writes it to `path` as a PNG, atomically.
+pub fn draw_png(
     path: &Path,
     width: u32,
     height: u32,
-    draw: impl FnOnce(&Drawing<'_>) -> Result<(), Box<dyn std::error::Error>>,
-) -> anyhow::Result<()> {
-    register_font()?;
+    draw: impl FnOnce(&Canvas<'_>) -> DrawResult,
+) -> Result<(), FigureError> {
+    let fail = |action, reason: String| FigureError {
+        path: path.to_path_buf(),
+        action,
+        reason,
+    };
+    register_font().map_err(|reason| fail("draw", reason.into()))?;
     let mut pixels = vec![255u8; (width * height * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
-        draw(&root).map_err(|e| anyhow!("cannot draw {}: {e}", path.display()))?;
-        root.present()
-            .map_err(|e| anyhow!("cannot draw {}: {e}", path.display()))?;
+        draw(&root).map_err(|e| fail("draw", e.to_string()))?;
+        root.present().map_err(|e| fail("draw", e.to_string()))?;
     }
-    let image = image::RgbImage::from_raw(width, height, pixels)
-        .ok_or_else(|| anyhow!("plot buffer has the wrong size"))?;
     let mut png = Vec::new();
-    image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
-    data::write_atomic(path, &png).map_err(|e| anyhow!("{}: cannot write: {e}", path.display()))
+    image::RgbImage::from_raw(width, height, pixels)
+        .ok_or_else(|| fail("draw", "the pixel buffer has the wrong size".into()))?
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| fail("draw", e.to_string()))?;
+    data::write_atomic(path, &png).map_err(|e| fail("write", e.to_string()))
 }
 
-fn register_font() -> anyhow::Result<()> {
-    static REGISTER: Once = Once::new();
-    let mut result = Ok(());
-    REGISTER.call_once(|| {
-        result = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-            .map_err(|_| anyhow!("the embedded plot font is not a valid font"));
-    });
-    result
+/// Registers the embedded font once per process.
+fn register_font() -> Result<(), &'static str> {
+    static REGISTERED: OnceLock<Result<(), &'static str>> = OnceLock::new();
+    *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, FONT)
+            .map_err(|_| "the embedded plot font is not a valid font")
+    })
 }

@@ -1,9 +1,9 @@
+//! `infer`: names the digit in each image file with the network's probabilities.
+
 use anyhow::Context;
 use clap::Parser;
-use data::PIXELS;
-use infer::{DigitClassifier, ModelSource, Prediction, collect_images};
+use infer::{DigitClassifier, FileResult, ModelSource, classify_files, output};
 use model::BackendKind;
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -49,9 +49,9 @@ fn main() -> ExitCode {
 
 /// Classifies every input; returns whether all of them could be classified.
 fn run(cli: Cli) -> anyhow::Result<bool> {
-    let source = match (cli.model, cli.weights) {
-        (Some(dir), _) => ModelSource::RunDir(dir),
-        (None, Some(file)) => ModelSource::Weights(file),
+    let source = match (&cli.model, &cli.weights) {
+        (Some(dir), _) => ModelSource::RunDir(dir.clone()),
+        (None, Some(file)) => ModelSource::Weights(file.clone()),
         (None, None) => ModelSource::Shipped,
     };
     let ready = cli.backend.init()?;
@@ -67,119 +67,51 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
     }
-    let output = Output {
-        json: cli.json,
-        top: cli.top.map_or(10, usize::from),
-    };
-
-    // Decode everything first, keeping the inputs' order, then run the network once.
-    let inputs: Vec<(PathBuf, Result<[u8; PIXELS], String>)> = collect_images(&cli.inputs)
-        .into_iter()
-        .map(|input| match input {
-            Ok(path) => {
-                let pixels = data::preprocess_image(&path).map_err(|e| e.to_string());
-                (path, pixels)
-            }
-            Err(error) => (error.path.clone(), Err(error.to_string())),
-        })
-        .collect();
-    let ready: Vec<[u8; PIXELS]> = inputs
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok().copied())
-        .collect();
-    let mut predictions = classifier.classify(&ready).into_iter();
-
     let mut all_ok = true;
-    for (index, (path, pixels)) in inputs.iter().enumerate() {
-        let pixels = match pixels {
-            Ok(pixels) => pixels,
-            Err(message) => {
-                output.failure(path, message);
-                all_ok = false;
-                continue;
-            }
-        };
-        // `classify` returns one prediction per decoded image, in order.
-        let Some(prediction) = predictions.next() else {
-            break;
-        };
-        if let Some(dir) = &cli.save_preprocessed {
-            let target = dir.join(format!("{index:04}-{}.png", stem(path)));
-            if let Err(error) = infer::save_preprocessed(pixels, &target) {
-                output.failure(
-                    path,
-                    &format!("{}: cannot write: {error}", target.display()),
-                );
-                all_ok = false;
-            }
+    for (index, result) in classify_files(&classifier, &cli.inputs)?
+        .into_iter()
+        .enumerate()
+    {
+        if let Some(dir) = &cli.save_preprocessed
+            && let Err(problem) = save_preprocessed(&result, index, dir)
+        {
+            all_ok = false;
+            print(
+                &cli,
+                &FileResult {
+                    path: result.path.clone(),
+                    outcome: Err(problem),
+                },
+            );
         }
-        output.prediction(path, &prediction);
+        all_ok &= result.outcome.is_ok();
+        print(&cli, &result);
     }
     Ok(all_ok)
 }
 
-/// Six decimals are plenty for a probability and keep JSON lines readable.
-fn rounded(p: f32) -> f64 {
-    (f64::from(p) * 1e6).round() / 1e6
+/// Writes the network's view of a classified file into `dir` as `INDEX-STEM.png`.
+fn save_preprocessed(result: &FileResult, index: usize, dir: &Path) -> Result<(), String> {
+    let Ok(classified) = &result.outcome else {
+        return Ok(());
+    };
+    let stem = result
+        .path
+        .file_stem()
+        .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
+    let target = dir.join(format!("{index:04}-{stem}.png"));
+    infer::save_preprocessed(&classified.pixels, &target)
+        .map_err(|error| format!("{}: cannot write: {error}", target.display()))
 }
 
-fn stem(path: &Path) -> String {
-    path.file_stem()
-        .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned())
-}
-
-/// How results are printed.
-struct Output {
-    json: bool,
-    top: usize,
-}
-
-impl Output {
-    fn prediction(&self, path: &Path, prediction: &Prediction) {
-        let file = path.display().to_string();
-        if self.json {
-            println!(
-                "{}",
-                json!({
-                    "file": file,
-                    "digit": prediction.digit,
-                    "confidence": rounded(prediction.confidence()),
-                    "probabilities": prediction.probabilities.iter().copied().map(rounded).collect::<Vec<_>>(),
-                })
-            );
-            return;
+fn print(cli: &Cli, result: &FileResult) {
+    match (&result.outcome, cli.json) {
+        (_, true) => println!("{}", output::json_line(result)),
+        (Ok(classified), false) => {
+            let file = result.path.display().to_string();
+            let top = cli.top.map_or(10, usize::from);
+            println!("{}", output::human_text(&file, &classified.prediction, top));
         }
-        println!(
-            "{file}: {} ({:.1}%)",
-            prediction.digit,
-            100.0 * prediction.confidence()
-        );
-        let shown: Vec<String> = if self.top < prediction.probabilities.len() {
-            prediction
-                .ranked()
-                .into_iter()
-                .take(self.top)
-                .map(|(digit, p)| format!("{digit}: {:.1}%", 100.0 * p))
-                .collect()
-        } else {
-            prediction
-                .probabilities
-                .iter()
-                .enumerate()
-                .map(|(digit, p)| format!("{digit}: {p:.4}"))
-                .collect()
-        };
-        println!("  {}", shown.join("  "));
-    }
-
-    fn failure(&self, path: &Path, message: &str) {
-        if self.json {
-            println!(
-                "{}",
-                json!({ "file": path.display().to_string(), "error": message })
-            );
-        } else {
-            eprintln!("error: {message}");
-        }
+        (Err(message), false) => eprintln!("error: {message}"),
     }
 }

@@ -51,7 +51,7 @@ impl BackendKind {
             BackendKind::Wgpu => {
                 let (device, setup) = Device::wgpu_options()
                     .init_with_setup()
-                    .map_err(|e| BackendError::NoAdapter(one_line(&e.to_string())))?;
+                    .map_err(|e| BackendError::NoAdapter(crate::one_line(&e.to_string())))?;
                 let info = setup.adapter.get_info();
                 let driver = [info.driver.as_str(), info.driver_info.as_str()]
                     .into_iter()
@@ -119,11 +119,6 @@ impl fmt::Display for BackendError {
 }
 
 impl std::error::Error for BackendError {}
-
-#[cfg(feature = "wgpu")]
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
 
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

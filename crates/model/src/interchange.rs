@@ -2,7 +2,7 @@
 //! `0` is the first convolution, `3` the second, `7` the linear classifier; `Linear` weights
 //! are stored `[out, in]` as PyTorch keeps them (Burn keeps `[in, out]`).
 
-use crate::{Cnn, CnnConfig, InputNorm};
+use crate::{Cnn, CnnConfig, InputNorm, one_line};
 use burn::module::Param;
 use burn::prelude::*;
 use burn::store::{
@@ -198,10 +198,6 @@ fn torch_name(path: &str) -> String {
                 .map(|rest| format!("{torch}{rest}"))
         })
         .unwrap_or_else(|| path.to_string())
-}
-
-fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -2,49 +2,29 @@
 //! [`Device`] so the same code trains and serves on any backend.
 
 mod backend;
+mod config;
 mod conv_pool;
 mod interchange;
 #[cfg(test)]
 mod test_support;
 
 pub use backend::{BackendError, BackendKind, ReadyDevice, UnknownBackend};
+pub use config::{CnnConfig, InvalidModelConfig};
 pub use interchange::{InterchangeError, WeightsFormat};
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 /// Side of the square input images, in pixels.
 pub const IMAGE_SIDE: usize = 28;
 
-/// Architecture of [`Cnn`]. The defaults are the PyTorch tutorial's network (7,090 parameters).
-#[derive(Config, Debug)]
-pub struct CnnConfig {
-    /// Output channels of the first convolution.
-    #[config(default = 10)]
-    pub conv1_channels: usize,
-    /// Kernel side of the first convolution.
-    #[config(default = 5)]
-    pub conv1_kernel: usize,
-    /// Output channels of the second convolution.
-    #[config(default = 20)]
-    pub conv2_channels: usize,
-    /// Kernel side of the second convolution.
-    #[config(default = 3)]
-    pub conv2_kernel: usize,
-    /// Number of classes the network scores.
-    #[config(default = 10)]
-    pub num_classes: usize,
-    /// Inputs arrive as `ToTensor()` scales them, in `[0, 1]`; the network first standardises
-    /// them to `(x - input_mean) / input_std`. Keeping this inside the model means training,
-    /// evaluation, inference and exported weights can never disagree about it. The defaults
-    /// leave inputs unchanged, as the tutorial does.
-    #[config(default = 0.0)]
-    pub input_mean: f64,
-    #[config(default = 1.0)]
-    pub input_std: f64,
+/// An error message from another library on one line: some span several, and every message
+/// this project prints is one line.
+pub fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `Conv2d → ReLU → MaxPool2d(2) → Conv2d → ReLU → MaxPool2d(2) → Flatten → Linear`.
@@ -76,42 +56,6 @@ impl InputNorm {
     };
 }
 
-impl CnnConfig {
-    /// Side of the feature maps that reach the classifier, or `None` when the kernels are too
-    /// large for a 28×28 input.
-    pub fn feature_side(&self) -> Option<usize> {
-        let after_conv1 = (IMAGE_SIDE + 1).checked_sub(self.conv1_kernel)?;
-        let after_conv2 = (after_conv1 / 2 + 1).checked_sub(self.conv2_kernel)?;
-        (after_conv2 / 2 > 0).then_some(after_conv2 / 2)
-    }
-
-    /// Builds the network with freshly initialised weights (PyTorch's default initialisation:
-    /// uniform in ±1/√fan_in).
-    ///
-    /// # Panics
-    /// When [`feature_side`](Self::feature_side) is `None`; callers validate configs first.
-    pub fn init(&self, device: &Device) -> Cnn {
-        let side = self
-            .feature_side()
-            .expect("kernel sizes leave no feature map; validate the config first");
-        Cnn {
-            conv1: Conv2dConfig::new([1, self.conv1_channels], [self.conv1_kernel; 2]).init(device),
-            conv2: Conv2dConfig::new(
-                [self.conv1_channels, self.conv2_channels],
-                [self.conv2_kernel; 2],
-            )
-            .init(device),
-            pool: MaxPool2dConfig::new([2, 2]).init(),
-            classifier: LinearConfig::new(self.conv2_channels * side * side, self.num_classes)
-                .init(device),
-            input_norm: InputNorm {
-                mean: self.input_mean,
-                std: self.input_std,
-            },
-        }
-    }
-}
-
 impl Cnn {
     /// # Shapes
     /// - `images`: `[batch, 1, 28, 28]`, scaled as the `data` crate scales pixels.
@@ -135,10 +79,10 @@ impl Cnn {
     /// - `x`: `[batch, in_channels, side, side]`; returns
     ///   `[batch, out_channels, (side + 1 - kernel) / 2, (side + 1 - kernel) / 2]`.
     fn block(&self, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-        if !conv_pool::supported(&x.device(), x.dtype()) {
+        let weight = conv.weight.val();
+        if !conv_pool::supported(&x, &weight) {
             return self.layers(conv, x);
         }
-        let weight = conv.weight.val();
         let bias = match &conv.bias {
             Some(bias) => bias.val(),
             None => Tensor::zeros([weight.dims()[0]], &x.device()),

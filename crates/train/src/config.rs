@@ -4,7 +4,7 @@
 //! or a value out of range is refused with the file, the key and the reason, before any data
 //! is read or any model is built.
 
-use model::CnnConfig;
+use model::{CnnConfig, one_line};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -15,26 +15,14 @@ use std::path::{Path, PathBuf};
 pub struct RunConfig {
     /// Seeds weight initialisation and shuffling.
     pub seed: u64,
-    pub model: ModelSection,
+    /// The network, in the model crate's one schema (strict: see
+    /// [`CnnConfig::deserialize_strict`]).
+    #[serde(deserialize_with = "CnnConfig::deserialize_strict")]
+    pub model: CnnConfig,
     pub optimizer: OptimizerSection,
     pub training: TrainingSection,
     pub augmentation: AugmentationSection,
     pub data: DataSection,
-}
-
-/// The network's shape; see [`CnnConfig`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ModelSection {
-    pub conv1_channels: usize,
-    pub conv1_kernel: usize,
-    pub conv2_channels: usize,
-    pub conv2_kernel: usize,
-    pub num_classes: usize,
-    /// The network standardises its `[0, 1]` inputs to `(x - input_mean) / input_std`; MNIST's
-    /// own statistics are 0.1307 and 0.3081. 0 and 1 leave inputs as they are.
-    pub input_mean: f64,
-    pub input_std: f64,
 }
 
 /// Adam's settings.
@@ -110,26 +98,11 @@ impl Default for RunConfig {
     fn default() -> Self {
         Self {
             seed: 3,
-            model: ModelSection::default(),
+            model: CnnConfig::new(),
             optimizer: OptimizerSection::default(),
             training: TrainingSection::default(),
             augmentation: AugmentationSection::default(),
             data: DataSection::default(),
-        }
-    }
-}
-
-impl Default for ModelSection {
-    fn default() -> Self {
-        let cnn = CnnConfig::new();
-        Self {
-            conv1_channels: cnn.conv1_channels,
-            conv1_kernel: cnn.conv1_kernel,
-            conv2_channels: cnn.conv2_channels,
-            conv2_kernel: cnn.conv2_kernel,
-            num_classes: cnn.num_classes,
-            input_mean: cnn.input_mean,
-            input_std: cnn.input_std,
         }
     }
 }
@@ -176,20 +149,6 @@ impl Default for DataSection {
             train_limit: None,
             test_limit: None,
             validation_images: None,
-        }
-    }
-}
-
-impl ModelSection {
-    pub fn cnn(&self) -> CnnConfig {
-        CnnConfig {
-            conv1_channels: self.conv1_channels,
-            conv1_kernel: self.conv1_kernel,
-            conv2_channels: self.conv2_channels,
-            conv2_kernel: self.conv2_kernel,
-            num_classes: self.num_classes,
-            input_mean: self.input_mean,
-            input_std: self.input_std,
         }
     }
 }
@@ -248,132 +207,21 @@ impl RunConfig {
 
     /// Checks every value's range; `source` names where they came from in errors.
     pub fn validate(&self, source: &str) -> Result<(), ConfigError> {
-        let fail = |key: &str, reason: String| {
-            Err(ConfigError {
-                origin: source.to_string(),
-                key: key.to_string(),
-                reason,
-            })
-        };
-        let m = &self.model;
-        for (key, value) in [
-            ("model.conv1_channels", m.conv1_channels),
-            ("model.conv1_kernel", m.conv1_kernel),
-            ("model.conv2_channels", m.conv2_channels),
-            ("model.conv2_kernel", m.conv2_kernel),
-        ] {
-            if value == 0 {
-                return fail(key, "must be at least 1".into());
-            }
-        }
-        if m.cnn().feature_side().is_none() {
-            return fail(
-                "model.conv2_kernel",
-                format!(
-                    "kernels {}×{} and {}×{} leave no feature map from a 28×28 image",
-                    m.conv1_kernel, m.conv1_kernel, m.conv2_kernel, m.conv2_kernel
-                ),
-            );
-        }
-        if m.num_classes != 10 {
-            return fail(
-                "model.num_classes",
-                format!("MNIST has 10 classes, got {}", m.num_classes),
-            );
-        }
-        let o = &self.optimizer;
-        if !(o.learning_rate.is_finite() && o.learning_rate > 0.0) {
-            return fail(
-                "optimizer.learning_rate",
-                format!("must be a positive number, got {}", o.learning_rate),
-            );
-        }
-        for (key, value) in [("optimizer.beta1", o.beta1), ("optimizer.beta2", o.beta2)] {
-            if !(0.0..1.0).contains(&value) {
-                return fail(key, format!("must be in [0, 1), got {value}"));
-            }
-        }
-        if !(o.epsilon.is_finite() && o.epsilon > 0.0) {
-            return fail(
-                "optimizer.epsilon",
-                format!("must be a positive number, got {}", o.epsilon),
-            );
-        }
-        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
-            return fail(
-                "optimizer.weight_decay",
-                format!("must be zero or positive, got {}", o.weight_decay),
-            );
-        }
-        if !self.model.input_mean.is_finite() {
-            return fail(
-                "model.input_mean",
-                format!("must be a number, got {}", self.model.input_mean),
-            );
-        }
-        if !(self.model.input_std.is_finite() && self.model.input_std > 0.0) {
-            return fail(
-                "model.input_std",
-                format!("must be a positive number, got {}", self.model.input_std),
-            );
-        }
-        if !(0.0..1.0).contains(&o.warmup_fraction) {
-            return fail(
-                "optimizer.warmup_fraction",
-                format!("must be in [0, 1), got {}", o.warmup_fraction),
-            );
-        }
-        if !(0.0..=1.0).contains(&o.final_lr_fraction) {
-            return fail(
-                "optimizer.final_lr_fraction",
-                format!("must be in [0, 1], got {}", o.final_lr_fraction),
-            );
-        }
-        if o.schedule != Schedule::Constant && o.learning_rate > 1.0 {
-            return fail(
-                "optimizer.learning_rate",
-                format!(
-                    "must be at most 1 with a `{}` schedule, got {}",
-                    o.schedule.name(),
-                    o.learning_rate
-                ),
-            );
-        }
-        let a = &self.augmentation;
-        for (key, value, max) in [
-            ("augmentation.rotation_degrees", a.rotation_degrees, 90.0),
-            ("augmentation.scale", a.scale, 0.5),
-            ("augmentation.shift_pixels", a.shift_pixels, 8.0),
-        ] {
-            if !(0.0..=max).contains(&value) {
-                return fail(key, format!("must be in [0, {max}], got {value}"));
-            }
-        }
-        if self.training.epochs == 0 {
-            return fail("training.epochs", "must be at least 1".into());
-        }
-        if self.training.batch_size == 0 {
-            return fail("training.batch_size", "must be at least 1".into());
-        }
-        for (key, limit) in [
-            ("data.train_limit", self.data.train_limit),
-            ("data.test_limit", self.data.test_limit),
-            ("data.validation_images", self.data.validation_images),
-        ] {
-            if limit == Some(0) {
-                return fail(key, "must be at least 1 when set".into());
-            }
-        }
-        if let Some(held) = self.data.validation_images {
-            let training = self.data.train_limit.unwrap_or(60_000).min(60_000);
-            if held >= training {
-                return fail(
-                    "data.validation_images",
-                    format!("must leave training images: {held} of {training} held out"),
-                );
-            }
-        }
-        Ok(())
+        self.check().map_err(|(key, reason)| ConfigError {
+            origin: source.to_string(),
+            key,
+            reason,
+        })
+    }
+
+    fn check(&self) -> Result<(), Invalid> {
+        self.model
+            .validate()
+            .map_err(|invalid| (format!("model.{}", invalid.key), invalid.reason))?;
+        self.optimizer.check()?;
+        self.augmentation.check()?;
+        self.training.check()?;
+        self.data.check()
     }
 
     /// Applies `KEY=VALUE` settings (dotted keys, TOML values; bare words are strings) over
@@ -446,6 +294,122 @@ impl AugmentationSection {
     }
 }
 
+/// A value out of range: its dotted key and why.
+type Invalid = (String, String);
+
+fn invalid(key: &str, reason: String) -> Result<(), Invalid> {
+    Err((key.to_string(), reason))
+}
+
+impl OptimizerSection {
+    fn check(&self) -> Result<(), Invalid> {
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return invalid(
+                "optimizer.learning_rate",
+                format!("must be a positive number, got {}", self.learning_rate),
+            );
+        }
+        for (key, value) in [
+            ("optimizer.beta1", self.beta1),
+            ("optimizer.beta2", self.beta2),
+        ] {
+            if !(0.0..1.0).contains(&value) {
+                return invalid(key, format!("must be in [0, 1), got {value}"));
+            }
+        }
+        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+            return invalid(
+                "optimizer.epsilon",
+                format!("must be a positive number, got {}", self.epsilon),
+            );
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return invalid(
+                "optimizer.weight_decay",
+                format!("must be zero or positive, got {}", self.weight_decay),
+            );
+        }
+        self.check_schedule()
+    }
+
+    fn check_schedule(&self) -> Result<(), Invalid> {
+        if !(0.0..1.0).contains(&self.warmup_fraction) {
+            return invalid(
+                "optimizer.warmup_fraction",
+                format!("must be in [0, 1), got {}", self.warmup_fraction),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.final_lr_fraction) {
+            return invalid(
+                "optimizer.final_lr_fraction",
+                format!("must be in [0, 1], got {}", self.final_lr_fraction),
+            );
+        }
+        if self.schedule != Schedule::Constant && self.learning_rate > 1.0 {
+            return invalid(
+                "optimizer.learning_rate",
+                format!(
+                    "must be at most 1 with a `{}` schedule, got {}",
+                    self.schedule.name(),
+                    self.learning_rate
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl AugmentationSection {
+    fn check(&self) -> Result<(), Invalid> {
+        for (key, value, max) in [
+            ("augmentation.rotation_degrees", self.rotation_degrees, 90.0),
+            ("augmentation.scale", self.scale, 0.5),
+            ("augmentation.shift_pixels", self.shift_pixels, 8.0),
+        ] {
+            if !(0.0..=max).contains(&value) {
+                return invalid(key, format!("must be in [0, {max}], got {value}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TrainingSection {
+    fn check(&self) -> Result<(), Invalid> {
+        if self.epochs == 0 {
+            return invalid("training.epochs", "must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return invalid("training.batch_size", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+impl DataSection {
+    fn check(&self) -> Result<(), Invalid> {
+        for (key, limit) in [
+            ("data.train_limit", self.train_limit),
+            ("data.test_limit", self.test_limit),
+            ("data.validation_images", self.validation_images),
+        ] {
+            if limit == Some(0) {
+                return invalid(key, "must be at least 1 when set".into());
+            }
+        }
+        if let Some(held) = self.validation_images {
+            let training = self.train_limit.unwrap_or(60_000).min(60_000);
+            if held >= training {
+                return invalid(
+                    "data.validation_images",
+                    format!("must leave training images: {held} of {training} held out"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 fn key_of(path: &serde_path_to_error::Path) -> String {
     path.to_string()
         .trim_start_matches('.')
@@ -458,10 +422,6 @@ fn line_of(text: &str, offset: usize) -> usize {
         .iter()
         .filter(|&&b| b == b'\n')
         .count()
-}
-
-fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -496,6 +456,15 @@ mod tests {
         assert!(err.reason.contains("epoch"), "{err}");
         let err = parse_err("colour = 'red'\n");
         assert!(err.reason.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn the_model_section_is_read_strictly_with_the_models_schema() {
+        let err = parse_err("[model]\nconv1_channel = 12\n");
+        assert_eq!(err.key, "model", "{err}");
+        assert!(err.reason.contains("unknown key `conv1_channel`"), "{err}");
+        let config = RunConfig::parse("[model]\nconv1_channels = 12\n", "t.toml").unwrap();
+        assert_eq!(config.model, CnnConfig::new().with_conv1_channels(12));
     }
 
     #[test]

@@ -1,10 +1,9 @@
 //! Downloading MNIST from the public mirrors, verified with the same checksums as loading.
 
-use anyhow::{Context, bail};
 use data::write_atomic;
 use data::{MnistFile, read_idx};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const MIRRORS: [&str; 2] = [
     "https://ossci-datasets.s3.amazonaws.com/mnist",
@@ -14,9 +13,30 @@ const MIRRORS: [&str; 2] = [
 /// Largest download accepted for one file (the training images are about 10 MB).
 const MAX_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Fetches every MNIST file missing from `dir`, trying each mirror in turn.
-pub fn download_missing(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+/// An MNIST file that could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{}: cannot create: {source}", dir.display())]
+    Directory {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: could not download ({failures}); copy the MNIST files into {} by hand", target.display(), dir.display())]
+    Download {
+        target: PathBuf,
+        dir: PathBuf,
+        /// Each mirror's URL and what went wrong there.
+        failures: String,
+    },
+}
+
+/// Fetches every MNIST file missing from `dir`, trying each mirror in turn; `on_download`
+/// hears each URL as it is tried.
+pub fn download_missing(dir: &Path, mut on_download: impl FnMut(&str)) -> Result<(), FetchError> {
+    std::fs::create_dir_all(dir).map_err(|source| FetchError::Directory {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     for file in MnistFile::ALL {
         if file.locate(dir).is_ok() {
             continue;
@@ -26,47 +46,48 @@ pub fn download_missing(dir: &Path) -> anyhow::Result<()> {
         let mut fetched = false;
         for mirror in MIRRORS {
             let url = format!("{mirror}/{}.gz", file.name);
-            eprintln!("downloading {url}");
+            on_download(&url);
             match fetch_verified(&url, file, &target) {
                 Ok(()) => {
                     fetched = true;
                     break;
                 }
-                Err(e) => failures.push(format!("{url}: {e:#}")),
+                Err(e) => failures.push(format!("{url}: {e}")),
             }
         }
         if !fetched {
-            bail!(
-                "{}: could not download ({}); copy the MNIST files into {} by hand",
-                target.display(),
-                failures.join("; "),
-                dir.display()
-            );
+            return Err(FetchError::Download {
+                target,
+                dir: dir.to_path_buf(),
+                failures: failures.join("; "),
+            });
         }
     }
     Ok(())
 }
 
-fn fetch_verified(url: &str, file: MnistFile, target: &Path) -> anyhow::Result<()> {
+/// Downloads one file and gives it its final name only once its checksum is right, so a bad
+/// download never looks like data. The error is one line.
+fn fetch_verified(url: &str, file: MnistFile, target: &Path) -> Result<(), String> {
     let mut body = Vec::new();
     ureq::get(url)
-        .call()?
+        .call()
+        .map_err(|e| e.to_string())?
         .into_body()
         .into_reader()
         .take(MAX_BYTES)
-        .read_to_end(&mut body)?;
-    // Check before the file takes its final name, so a bad download never looks like data.
+        .read_to_end(&mut body)
+        .map_err(|e| e.to_string())?;
     let partial = target.with_extension("gz.partial");
-    write_atomic(&partial, &body)?;
+    write_atomic(&partial, &body).map_err(|e| e.to_string())?;
     let checked = read_idx(&partial)
-        .map_err(anyhow::Error::from)
-        .and_then(|idx| Ok(file.verify(target, &idx.bytes)?));
+        .map_err(|e| e.to_string())
+        .and_then(|idx| file.verify(target, &idx.bytes).map_err(|e| e.to_string()));
     match checked {
-        Ok(()) => std::fs::rename(&partial, target)?,
+        Ok(()) => std::fs::rename(&partial, target).map_err(|e| e.to_string()),
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
-            return Err(e);
+            Err(e)
         }
     }
-    Ok(())
 }

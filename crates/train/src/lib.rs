@@ -1,14 +1,24 @@
 //! Training the MNIST network with Burn's Learner: strict TOML configs, per-epoch reports and
 //! checkpoints, and a run directory holding everything needed to reuse the model.
+//!
+//! A run is two calls: [`PreparedRun::prepare`] checks everything and loads the data without
+//! writing anything, and [`PreparedRun::train`] trains and writes the artifacts. The caller
+//! owns the process: signals (through [`Hooks::interrupter`]) and everything printed.
 
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
+mod error;
 pub mod fetch;
+mod fit;
 pub mod plots;
 mod quiet;
 pub mod report;
 pub mod run;
 
+pub use burn::train::Interrupter;
 pub use config::{ConfigError, RunConfig};
-pub use run::{Summary, TrainOptions, train};
+pub use error::TrainError;
+pub use fit::Hooks;
+pub use report::EpochRow;
+pub use run::{Finished, PreparedRun, Resume, Summary, TrainOptions, default_artifact_dir};

@@ -1,7 +1,13 @@
+//! `train`: trains the network as a TOML recipe says and writes the run's artifacts. This
+//! binary owns the process: the command line, signals and everything printed.
+
+use burn::data::dataset::Dataset;
 use clap::Parser;
 use model::BackendKind;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use train::{Hooks, Interrupter, PreparedRun, Resume, TrainOptions};
 
 /// Train the MNIST network and write its artifacts.
 #[derive(Parser, Debug)]
@@ -33,7 +39,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let options = train::TrainOptions {
+    let options = TrainOptions {
         config_path: cli.config,
         backend: cli.backend,
         epochs: cli.epochs,
@@ -42,11 +48,125 @@ fn main() -> ExitCode {
         resume: cli.resume,
         overrides: cli.overrides,
     };
-    match train::train(&options) {
-        Ok(_) => ExitCode::SUCCESS,
+    match run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn run(options: &TrainOptions) -> Result<(), train::TrainError> {
+    let run = PreparedRun::prepare(options, |url| eprintln!("downloading {url}"))?;
+    // Burn's dashboard draws on a terminal; in a pipe or a log, one line per epoch instead.
+    let dashboard = std::io::stdout().is_terminal();
+    announce(&run, options, dashboard);
+    let interrupter = Interrupter::new();
+    signals::stop_on_signal(interrupter.clone());
+    let (total, held_out) = (run.config.training.epochs, run.held_out_name());
+    let hooks = Hooks {
+        interrupter,
+        on_epoch: Box::new(move |row| {
+            if !dashboard {
+                println!("{}", row.line(total, held_out));
+            }
+        }),
+        dashboard,
+    };
+    let finished = run.train(hooks)?;
+    for warning in &finished.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let summary = &finished.summary;
+    println!(
+        "test accuracy {:.2}% (loss {:.4}) after {} epoch{} in {:.1} s; model saved to {}",
+        summary.test_accuracy,
+        summary.test_loss,
+        summary.epochs,
+        plural(summary.epochs),
+        summary.train_seconds,
+        finished.model_path.display()
+    );
+    Ok(())
+}
+
+/// What is about to happen: where a resumed run picks up, what trains on what, and the
+/// wait for wgpu's kernels.
+fn announce(run: &PreparedRun, options: &TrainOptions, dashboard: bool) {
+    let dir = run.artifact_dir.display();
+    match run.resume {
+        Resume::AfterEpoch(epoch) => println!("resuming {dir} after epoch {epoch}"),
+        Resume::NoCheckpoint => {
+            println!("no complete checkpoint in {dir}/checkpoint; starting from the beginning")
+        }
+        Resume::Fresh => {}
+    }
+    if !dashboard {
+        let data = &run.data;
+        let held_out = match &data.final_test {
+            Some(test) => format!("{} validation, {} test", data.held_out.len(), test.len()),
+            None => format!("{} test", data.held_out.len()),
+        };
+        let epochs = run.config.training.epochs;
+        println!(
+            "training {} on {} for {epochs} epoch{} ({} training, {held_out} images)",
+            options.config_path.display(),
+            run.device.description,
+            plural(epochs),
+            data.train.len(),
+        );
+    }
+    if run.backend == BackendKind::Wgpu {
+        eprintln!(
+            "wgpu compiles its kernels during the first steps: a minute or more on a software \
+             driver, seconds on a GPU; they are cached for later runs"
+        );
+    }
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
+
+/// Ctrl-C and SIGTERM (what service managers and containers send) stop training at the next
+/// batch boundary, keeping every finished checkpoint; a second signal quits at once.
+mod signals {
+    use train::Interrupter;
+
+    #[cfg(unix)]
+    pub fn stop_on_signal(interrupter: Interrupter) {
+        use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+        static RECEIVED: AtomicUsize = AtomicUsize::new(0);
+        static LAST: AtomicI32 = AtomicI32::new(0);
+
+        extern "C" fn on_signal(signal: libc::c_int) {
+            // Only async-signal-safe work here: atomics, and `_exit` on the second signal.
+            LAST.store(signal, Ordering::SeqCst);
+            if RECEIVED.fetch_add(1, Ordering::SeqCst) > 0 {
+                // SAFETY: `_exit` is async-signal-safe and ends the process without unwinding.
+                unsafe { libc::_exit(130) };
+            }
+        }
+
+        let handler = on_signal as extern "C" fn(libc::c_int);
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: the handler only touches atomics and calls `_exit`.
+            unsafe { libc::signal(signal, handler as libc::sighandler_t) };
+        }
+        std::thread::spawn(move || {
+            while RECEIVED.load(Ordering::SeqCst) == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let name = match LAST.load(Ordering::SeqCst) {
+                libc::SIGTERM => "SIGTERM",
+                _ => "Ctrl-C",
+            };
+            eprintln!("stopping at the next batch ({name} again to quit now)");
+            interrupter.stop(Some(name));
+        });
+    }
+
+    #[cfg(not(unix))]
+    pub fn stop_on_signal(_interrupter: Interrupter) {}
 }

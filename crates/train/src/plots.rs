@@ -1,51 +1,52 @@
-//! `curves.png`: loss and accuracy per epoch, train and test, drawn with plotters.
+//! `curves.png`: loss and accuracy per epoch, on the training and the held-out images, drawn
+//! with the figures module `infer` draws its evaluation figures with.
 
 use crate::report::EpochRow;
-use anyhow::anyhow;
-use data::write_atomic;
-use plotters::coord::Shift;
+use infer::figures::{Canvas, DrawResult, FONT_FAMILY, FigureError, draw_png};
 use plotters::prelude::*;
 use std::path::Path;
-use std::sync::Once;
 
-/// DejaVu Sans (see `assets/fonts/DejaVuSans-LICENSE`), embedded so plots need no system fonts.
-const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 450;
 
-/// Draws the learning curves of `rows` and writes them to `path` as a PNG.
-pub fn write_curves(rows: &[EpochRow], path: &Path) -> anyhow::Result<()> {
-    register_font()?;
-    let mut pixels = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_error)?;
+/// Draws the learning curves of `rows` and writes them to `path` as a PNG; `held_out` names
+/// the images scored after each epoch (`validation` or `test`) in the legends.
+pub fn write_curves(rows: &[EpochRow], held_out: &str, path: &Path) -> Result<(), FigureError> {
+    draw_png(path, WIDTH, HEIGHT, |root| {
         let (left, right) = root.split_horizontally(WIDTH / 2);
-        let loss = |r: &EpochRow| (r.train_loss, r.valid_loss);
-        let accuracy = |r: &EpochRow| (r.train_accuracy, r.valid_accuracy);
+        let loss = |r: &EpochRow| (r.train_loss, r.held_out_loss);
+        let accuracy = |r: &EpochRow| (r.train_accuracy, r.held_out_accuracy);
         // Loss falls and accuracy rises: keep each legend in the corner its curves leave free.
         let upper = SeriesLabelPosition::UpperRight;
-        panel(&left, rows, "Loss", "cross-entropy", upper, loss)?;
+        panel(
+            &left,
+            rows,
+            held_out,
+            ("Loss", "cross-entropy"),
+            upper,
+            loss,
+        )?;
         let lower = SeriesLabelPosition::LowerRight;
-        panel(&right, rows, "Accuracy", "accuracy (%)", lower, accuracy)?;
-        root.present().map_err(plot_error)?;
-    }
-    let image = image::RgbImage::from_raw(WIDTH, HEIGHT, pixels)
-        .ok_or_else(|| anyhow!("plot buffer has the wrong size"))?;
-    let mut png = Vec::new();
-    image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
-    write_atomic(path, &png).map_err(|e| anyhow!("{}: cannot write: {e}", path.display()))
+        panel(
+            &right,
+            rows,
+            held_out,
+            ("Accuracy", "accuracy (%)"),
+            lower,
+            accuracy,
+        )
+    })
 }
 
 /// One chart: the train and test series of `values` against the epoch.
 fn panel(
-    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    area: &Canvas<'_>,
     rows: &[EpochRow],
-    title: &str,
-    y_label: &str,
+    held_out: &str,
+    (title, y_label): (&str, &str),
     legend_at: SeriesLabelPosition,
     values: impl Fn(&EpochRow) -> (f64, f64),
-) -> anyhow::Result<()> {
+) -> DrawResult {
     let points: Vec<(f64, f64, f64)> = rows
         .iter()
         .map(|r| {
@@ -70,29 +71,26 @@ fn panel(
     let pad = ((high - low) * 0.08).max(1e-3);
 
     let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 26))
+        .caption(title, (FONT_FAMILY, 26))
         .margin(18)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d(first..last, (low - pad)..(high + pad))
-        .map_err(plot_error)?;
+        .build_cartesian_2d(first..last, (low - pad)..(high + pad))?;
     chart
         .configure_mesh()
         .x_desc("epoch")
         .x_labels(points.len().clamp(2, 12))
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc(y_label)
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 17))
-        .draw()
-        .map_err(plot_error)?;
-    for (name, colour, pick) in [("train", BLUE, 1usize), ("test", RED, 2usize)] {
+        .label_style((FONT_FAMILY, 15))
+        .axis_desc_style((FONT_FAMILY, 17))
+        .draw()?;
+    for (name, colour, pick) in [("train", BLUE, 1usize), (held_out, RED, 2usize)] {
         let series = points
             .iter()
             .map(|p| (p.0, if pick == 1 { p.1 } else { p.2 }));
         chart
-            .draw_series(LineSeries::new(series, colour.stroke_width(2)))
-            .map_err(plot_error)?
+            .draw_series(LineSeries::new(series, colour.stroke_width(2)))?
             .label(name)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2))
@@ -100,27 +98,12 @@ fn panel(
     }
     chart
         .configure_series_labels()
-        .label_font(("sans-serif", 16))
+        .label_font((FONT_FAMILY, 16))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .position(legend_at)
-        .draw()
-        .map_err(plot_error)?;
+        .draw()?;
     Ok(())
-}
-
-fn register_font() -> anyhow::Result<()> {
-    static REGISTER: Once = Once::new();
-    let mut result = Ok(());
-    REGISTER.call_once(|| {
-        result = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-            .map_err(|_| anyhow!("the embedded plot font is not a valid font"));
-    });
-    result
-}
-
-fn plot_error<E: std::error::Error>(error: E) -> anyhow::Error {
-    anyhow!("cannot draw the plot: {error}")
 }
 
 #[cfg(test)]
@@ -132,8 +115,8 @@ mod tests {
             epoch,
             train_loss: loss,
             train_accuracy: accuracy,
-            valid_loss: loss * 0.9,
-            valid_accuracy: accuracy + 0.5,
+            held_out_loss: loss * 0.9,
+            held_out_accuracy: accuracy + 0.5,
             seconds: 1.0,
             images_per_second: 1000.0,
         }
@@ -146,7 +129,7 @@ mod tests {
         let rows: Vec<_> = (1..=5)
             .map(|e| row(e, 1.0 / e as f64, 90.0 + e as f64))
             .collect();
-        write_curves(&rows, &path).unwrap();
+        write_curves(&rows, "test", &path).unwrap();
         let image = image::open(&path).unwrap().to_rgb8();
         assert_eq!(image.dimensions(), (WIDTH, HEIGHT));
         let has = |colour: [u8; 3]| image.pixels().any(|p| p.0 == colour);
@@ -165,6 +148,11 @@ mod tests {
     #[test]
     fn a_single_epoch_still_plots() {
         let dir = tempfile::tempdir().unwrap();
-        write_curves(&[row(1, 0.5, 80.0)], &dir.path().join("one.png")).unwrap();
+        write_curves(
+            &[row(1, 0.5, 80.0)],
+            "validation",
+            &dir.path().join("one.png"),
+        )
+        .unwrap();
     }
 }

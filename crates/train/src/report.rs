@@ -1,13 +1,13 @@
-//! Per-epoch reporting: one readable line per epoch and `metrics.csv`, fed by Burn's metric
+//! Per-epoch reporting: `metrics.csv` and a callback per finished epoch, fed by Burn's metric
 //! events, so the numbers on screen and on disk are the Learner's own.
 
 use burn::train::Interrupter;
 use burn::train::logger::MetricLogger;
 use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
-use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
+use burn::train::metric::{Metric, MetricDefinition, MetricId, NumericEntry};
 use data::write_atomic;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -18,147 +18,229 @@ pub struct EpochRow {
     pub train_loss: f64,
     /// Percent.
     pub train_accuracy: f64,
-    pub valid_loss: f64,
+    /// On the images scored after each epoch: the validation split when the config holds
+    /// one out, else (the tutorial's way) the test set.
+    pub held_out_loss: f64,
     /// Percent.
-    pub valid_accuracy: f64,
+    pub held_out_accuracy: f64,
     /// Wall-clock seconds for the epoch's training and evaluation passes.
     pub seconds: f64,
     /// Training images per second during the training pass.
     pub images_per_second: f64,
 }
 
-impl EpochRow {
-    pub const CSV_HEADER: &'static str =
-        "epoch,train_loss,train_accuracy,valid_loss,valid_accuracy,seconds,images_per_second";
+/// `metrics.csv`'s columns, in order; files are read by these names, not by position.
+pub const CSV_COLUMNS: [&str; 7] = [
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "held_out_loss",
+    "held_out_accuracy",
+    "seconds",
+    "images_per_second",
+];
 
-    /// Parses a line written by [`EpochRow::csv`].
-    pub fn from_csv(line: &str) -> Option<Self> {
-        let values: Vec<f64> = line
-            .split(',')
-            .map(|v| v.trim().parse().ok())
-            .collect::<Option<_>>()?;
+/// Names older runs gave some columns, still read when resuming them.
+const FORMER_NAMES: [(&str, &str); 2] = [
+    ("valid_loss", "held_out_loss"),
+    ("valid_accuracy", "held_out_accuracy"),
+];
+
+impl EpochRow {
+    fn values(&self) -> [f64; 7] {
+        [
+            self.epoch as f64,
+            self.train_loss,
+            self.train_accuracy,
+            self.held_out_loss,
+            self.held_out_accuracy,
+            self.seconds,
+            self.images_per_second,
+        ]
+    }
+
+    fn from_values(
+        [
+            epoch,
+            train_loss,
+            train_accuracy,
+            held_out_loss,
+            held_out_accuracy,
+            seconds,
+            images_per_second,
+        ]: [f64; 7],
+    ) -> Self {
+        Self {
+            epoch: epoch as usize,
+            train_loss,
+            train_accuracy,
+            held_out_loss,
+            held_out_accuracy,
+            seconds,
+            images_per_second,
+        }
+    }
+
+    fn csv(&self) -> String {
         let [
             epoch,
             train_loss,
             train_accuracy,
-            valid_loss,
-            valid_accuracy,
+            loss,
+            accuracy,
             seconds,
-            images_per_second,
-        ] = values[..]
-        else {
-            return None;
-        };
-        Some(Self {
-            epoch: epoch as usize,
-            train_loss,
-            train_accuracy,
-            valid_loss,
-            valid_accuracy,
-            seconds,
-            images_per_second,
-        })
-    }
-
-    fn csv(&self) -> String {
+            rate,
+        ] = self.values();
         format!(
-            "{},{:.6},{:.4},{:.6},{:.4},{:.3},{:.1}",
-            self.epoch,
-            self.train_loss,
-            self.train_accuracy,
-            self.valid_loss,
-            self.valid_accuracy,
-            self.seconds,
-            self.images_per_second
+            "{epoch},{train_loss:.6},{train_accuracy:.4},{loss:.6},{accuracy:.4},{seconds:.3},{rate:.1}"
         )
     }
 
-    /// The line printed when the TUI is not showing; `held_out` names the evaluated split.
+    /// The line printed for an epoch when the TUI is not showing; `held_out` names the
+    /// evaluated split (`validation` or `test`).
     pub fn line(&self, total_epochs: usize, held_out: &str) -> String {
         format!(
             "epoch {:>2}/{total_epochs}  train loss {:.4} acc {:6.2}%  {held_out} loss {:.4} acc {:6.2}%  {:6.1} s  {:6.0} img/s",
             self.epoch,
             self.train_loss,
             self.train_accuracy,
-            self.valid_loss,
-            self.valid_accuracy,
+            self.held_out_loss,
+            self.held_out_accuracy,
             self.seconds,
             self.images_per_second
         )
     }
 }
 
-/// Collects the Learner's epoch-level metrics and reports each finished epoch.
-///
-/// Registered with `SupervisedTraining::with_metric_logger`; the finished rows are also shared
-/// through [`EpochReport::rows`] so the caller can read them after training.
-pub struct EpochReport {
-    csv_path: PathBuf,
-    print_lines: bool,
-    total_epochs: usize,
-    train_items: usize,
-    names: HashMap<MetricId, String>,
-    latest: HashMap<(bool, String), f64>,
-    epoch_started: Option<Instant>,
-    train_seconds: f64,
-    rows: Arc<Mutex<Vec<EpochRow>>>,
-    guard: Option<Interrupter>,
-    held_out: &'static str,
+/// `metrics.csv` as text: the header, then one line per row.
+pub fn metrics_csv(rows: &[EpochRow]) -> String {
+    let mut csv = CSV_COLUMNS.join(",");
+    for row in rows {
+        csv.push('\n');
+        csv.push_str(&row.csv());
+    }
+    csv.push('\n');
+    csv
 }
 
+/// The rows of a `metrics.csv`, each column found by its name in the header.
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(|name| {
+            let name = name.trim();
+            FORMER_NAMES
+                .iter()
+                .find(|(former, _)| *former == name)
+                .map_or(name, |(_, current)| current)
+        })
+        .collect();
+    let mut positions = [0; 7];
+    for (position, column) in positions.iter_mut().zip(CSV_COLUMNS) {
+        *position = header
+            .iter()
+            .position(|name| *name == column)
+            .ok_or_else(|| format!("no `{column}` column"))?;
+    }
+    lines
+        .filter(|line| !line.trim().is_empty())
+        .enumerate()
+        .map(|(index, line)| {
+            let fields: Vec<&str> = line.split(',').collect();
+            let value = |position: usize| fields.get(position)?.trim().parse::<f64>().ok();
+            let values = positions.map(value);
+            match values.iter().all(Option::is_some) {
+                true => Ok(EpochRow::from_values(values.map(Option::unwrap_or_default))),
+                false => Err(format!("line {}: not a row of numbers", index + 2)),
+            }
+        })
+        .collect()
+}
+
+/// The rows an [`EpochReport`] has finished, shared with whoever started it.
+pub type SharedRows = Arc<Mutex<Vec<EpochRow>>>;
+
+/// The two measures reported, found in Burn's metric events by the names the metric
+/// objects themselves give, so a metric renamed upstream is still found.
+#[derive(Clone, Debug)]
+pub struct MeasureNames {
+    pub loss: String,
+    pub accuracy: String,
+}
+
+impl MeasureNames {
+    /// The names `loss` and `accuracy` report under.
+    pub fn of(loss: &impl Metric, accuracy: &impl Metric) -> Self {
+        Self {
+            loss: loss.name().to_string(),
+            accuracy: accuracy.name().to_string(),
+        }
+    }
+}
+
+/// The latest value of each measure on each split.
+#[derive(Clone, Copy, Debug, Default)]
+struct Latest {
+    loss: Option<f64>,
+    accuracy: Option<f64>,
+}
+
+/// Collects the Learner's epoch-level metrics, writes `metrics.csv` after each epoch and
+/// hands each finished row to a callback.
+///
+/// Registered with `SupervisedTraining::with_metric_logger`. It stops training (at the next
+/// batch) when the training loss is NaN or infinite, so the checkpoints of the epochs before
+/// stay the last ones on disk, and when `metrics.csv` cannot be written.
+pub struct EpochReport {
+    csv_path: PathBuf,
+    train_items: usize,
+    measures: MeasureNames,
+    names: HashMap<MetricId, String>,
+    train: Latest,
+    held_out: Latest,
+    epoch_started: Option<Instant>,
+    train_seconds: f64,
+    rows: SharedRows,
+    on_epoch: Box<dyn FnMut(&EpochRow) + Send>,
+    interrupter: Interrupter,
+}
+
+/// Why an [`EpochReport`] stopped training: its reasons start with this.
+pub const DIVERGED: &str = "the training loss became";
+
 impl EpochReport {
+    /// A report writing `csv_path`, starting from the `rows` of epochs already done (when
+    /// resuming); `train_items` is the number of training images per epoch.
     pub fn new(
         csv_path: PathBuf,
-        print_lines: bool,
-        total_epochs: usize,
+        rows: Vec<EpochRow>,
         train_items: usize,
+        measures: MeasureNames,
+        interrupter: Interrupter,
+        on_epoch: Box<dyn FnMut(&EpochRow) + Send>,
     ) -> Self {
         Self {
             csv_path,
-            print_lines,
-            total_epochs,
             train_items,
+            measures,
             names: HashMap::new(),
-            latest: HashMap::new(),
+            train: Latest::default(),
+            held_out: Latest::default(),
             epoch_started: None,
             train_seconds: 0.0,
-            rows: Arc::default(),
-            guard: None,
-            held_out: "test",
+            rows: Arc::new(Mutex::new(rows)),
+            on_epoch,
+            interrupter,
         }
-    }
-
-    /// Names the split evaluated after each epoch in the printed lines (`test` by default).
-    pub fn held_out(mut self, name: &'static str) -> Self {
-        self.held_out = name;
-        self
-    }
-
-    /// Stops training (at the next batch) as soon as a training loss is NaN or infinite, so
-    /// the checkpoints of the epochs before it stay the last ones on disk.
-    pub fn stop_on_non_finite_loss(mut self, interrupter: Interrupter) -> Self {
-        self.guard = Some(interrupter);
-        self
-    }
-
-    /// Starts from the rows of epochs already done (when resuming).
-    pub fn with_rows(self, rows: Vec<EpochRow>) -> Self {
-        if let Ok(mut shared) = self.rows.lock() {
-            *shared = rows;
-        }
-        self
     }
 
     /// The rows reported so far, shared with this logger.
-    pub fn rows(&self) -> Arc<Mutex<Vec<EpochRow>>> {
+    pub fn rows(&self) -> SharedRows {
         self.rows.clone()
-    }
-
-    fn value(&self, valid: bool, name: &str) -> f64 {
-        self.latest
-            .get(&(valid, name.to_string()))
-            .copied()
-            .unwrap_or(f64::NAN)
     }
 
     fn finish_epoch(&mut self, epoch: usize) {
@@ -166,46 +248,64 @@ impl EpochReport {
             .epoch_started
             .take()
             .map_or(0.0, |t| t.elapsed().as_secs_f64());
+        let missing = |name: &str| {
+            format!("Burn reported no `{name}` for epoch {epoch}; the metrics have changed")
+        };
+        let (Some(train_loss), Some(held_out_loss)) = (self.train.loss, self.held_out.loss) else {
+            return self.interrupter.stop(Some(&missing(&self.measures.loss)));
+        };
+        let (Some(train_accuracy), Some(held_out_accuracy)) =
+            (self.train.accuracy, self.held_out.accuracy)
+        else {
+            return self
+                .interrupter
+                .stop(Some(&missing(&self.measures.accuracy)));
+        };
         let row = EpochRow {
             epoch,
-            train_loss: self.value(false, "Loss"),
-            train_accuracy: self.value(false, "Accuracy"),
-            valid_loss: self.value(true, "Loss"),
-            valid_accuracy: self.value(true, "Accuracy"),
+            train_loss,
+            train_accuracy,
+            held_out_loss,
+            held_out_accuracy,
             seconds,
             images_per_second: self.train_items as f64 / self.train_seconds.max(1e-9),
         };
-        if self.print_lines {
-            println!("{}", row.line(self.total_epochs, self.held_out));
-        }
+        (self.on_epoch)(&row);
         let Ok(mut rows) = self.rows.lock() else {
             return;
         };
         rows.retain(|r| r.epoch < epoch);
         rows.push(row);
-        let mut csv = String::from(EpochRow::CSV_HEADER);
-        for row in rows.iter() {
-            csv.push('\n');
-            csv.push_str(&row.csv());
+        if let Err(e) = write_atomic(&self.csv_path, metrics_csv(&rows).as_bytes()) {
+            let reason = format!("{}: cannot write: {e}", self.csv_path.display());
+            self.interrupter.stop(Some(&reason));
         }
-        csv.push('\n');
-        if let Err(e) = write_atomic(&self.csv_path, csv.as_bytes()) {
-            eprintln!("warning: {}: cannot write: {e}", self.csv_path.display());
+    }
+
+    fn record(&mut self, split: &Split, name: &str, value: f64) {
+        let latest = match split {
+            Split::Train => &mut self.train,
+            Split::Valid => &mut self.held_out,
+            Split::Test(_) => return,
+        };
+        if name == self.measures.loss {
+            latest.loss = Some(value);
+            if matches!(split, Split::Train) && !value.is_finite() {
+                let reason = format!("{DIVERGED} {value}; lower optimizer.learning_rate");
+                self.interrupter.stop(Some(&reason));
+            }
+        } else if name == self.measures.accuracy {
+            latest.accuracy = Some(value);
         }
     }
 }
 
 impl MetricLogger for EpochReport {
     fn log(&mut self, update: MetricsUpdate, _epoch: usize, split: &Split) {
-        let valid = match split {
-            Split::Train => false,
-            Split::Valid => true,
-            Split::Test(_) => return,
-        };
         self.epoch_started.get_or_insert_with(Instant::now);
         for numeric in update.entries_numeric {
             let (Some(name), Some(entry)) = (
-                self.names.get(&numeric.entry.metric_id),
+                self.names.get(&numeric.entry.metric_id).cloned(),
                 numeric.numeric_entry,
             ) else {
                 continue;
@@ -217,16 +317,7 @@ impl MetricLogger for EpochReport {
                     aggregated_value, ..
                 } => aggregated_value,
             };
-            if !valid
-                && name == "Loss"
-                && !value.is_finite()
-                && let Some(interrupter) = &self.guard
-            {
-                interrupter.stop(Some(&format!(
-                    "the training loss became {value}; lower optimizer.learning_rate"
-                )));
-            }
-            self.latest.insert((valid, name.clone()), value);
+            self.record(split, &name, value);
         }
     }
 
@@ -254,5 +345,57 @@ impl MetricLogger for EpochReport {
             Split::Valid => self.finish_epoch(summary.epoch_number),
             Split::Test(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(epoch: usize) -> EpochRow {
+        EpochRow {
+            epoch,
+            train_loss: 0.5 / epoch as f64,
+            train_accuracy: 90.0 + epoch as f64,
+            held_out_loss: 0.25,
+            held_out_accuracy: 97.5,
+            seconds: 2.5,
+            images_per_second: 24_000.0,
+        }
+    }
+
+    #[test]
+    fn metrics_csv_round_trips_by_column_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        std::fs::write(&path, metrics_csv(&[row(1), row(2)])).unwrap();
+        assert_eq!(read_metrics(&path).unwrap(), vec![row(1), row(2)]);
+    }
+
+    #[test]
+    fn columns_are_found_by_name_in_any_order_and_under_former_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        std::fs::write(
+            &path,
+            "seconds,epoch,valid_loss,valid_accuracy,train_loss,train_accuracy,images_per_second\n\
+             2.5,1,0.25,97.5,0.5,91,24000\n",
+        )
+        .unwrap();
+        assert_eq!(read_metrics(&path).unwrap(), vec![row(1)]);
+    }
+
+    #[test]
+    fn a_missing_column_or_a_broken_row_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        std::fs::write(&path, "epoch,train_loss\n1,0.5\n").unwrap();
+        let error = read_metrics(&path).unwrap_err();
+        assert!(error.contains("train_accuracy"), "{error}");
+        std::fs::write(&path, metrics_csv(&[row(1)]) + "2,x\n").unwrap();
+        assert_eq!(
+            read_metrics(&path).unwrap_err(),
+            "line 3: not a row of numbers"
+        );
     }
 }

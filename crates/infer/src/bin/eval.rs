@@ -1,7 +1,9 @@
+//! `eval`: scores a model on the MNIST test set and draws the figures.
+
 use anyhow::Context;
 use clap::Parser;
 use data::{MnistDataset, Split};
-use infer::{DigitClassifier, Evaluation, ModelSource};
+use infer::{DigitClassifier, Evaluation, ModelSource, figures};
 use model::BackendKind;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -41,7 +43,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let (source, data_dir, figures) = match &cli.weights {
         Some(weights) => (
             ModelSource::Weights(weights.clone()),
-            cli.data.unwrap_or_else(|| PathBuf::from("data/mnist")),
+            cli.data
+                .unwrap_or_else(|| PathBuf::from(infer::DEFAULT_DATA_DIR)),
             cli.figures,
         ),
         None => (
@@ -58,7 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         DigitClassifier::load(&source, ready.device).context("cannot load the model")?;
     let test = MnistDataset::load(&data_dir, Split::Test)?;
     println!("{} on {}", source.describe(), ready.description);
-    let evaluation = Evaluation::run(&classifier, &test);
+    let evaluation = Evaluation::run(&classifier, &test)?;
     println!("{evaluation}");
     if let Some(path) = &cli.predictions {
         let mut csv = String::from("index,label,predicted\n");
@@ -74,8 +77,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .with_context(|| format!("{}: cannot create", dir.display()))?;
         let confusion = dir.join("confusion.png");
         let misclassified = dir.join("misclassified.png");
-        infer::write_confusion(&evaluation, &confusion)?;
-        infer::write_misclassified(&evaluation, &misclassified)?;
+        figures::write_confusion(&evaluation, &confusion)?;
+        figures::write_misclassified(&evaluation, &misclassified)?;
         println!(
             "\nwrote {} and {}",
             confusion.display(),

@@ -1,3 +1,5 @@
+//! `export`: a training run's weights as a safetensors file for the tutorial's PyTorch model.
+
 use anyhow::Context;
 use clap::Parser;
 use infer::{DigitClassifier, ModelSource};

@@ -72,7 +72,7 @@ fn photo_like_digits_are_classified_as_well_as_raw_ones() {
         .collect();
 
     let accuracy = |inputs: &[[u8; PIXELS]]| {
-        let predictions = classifier.classify(inputs);
+        let predictions = classifier.classify(inputs).unwrap();
         let correct = predictions
             .iter()
             .zip(&items)

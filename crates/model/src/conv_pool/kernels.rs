@@ -17,8 +17,9 @@
 
 use rayon::prelude::*;
 
-/// A pooled value that ReLU set to zero: no gradient flows back through it.
-const CUT: u8 = u8::MAX;
+/// The winner recorded for a pooled value that ReLU set to zero: no input won it, and no
+/// gradient flows back through it.
+const NO_WINNER: u8 = u8::MAX;
 
 /// Images per parallel task in the backward pass. Each task sums its own weight gradient and
 /// the partial sums are added in task order, so results do not depend on the thread count.
@@ -40,21 +41,35 @@ pub(crate) struct Geometry {
 
 impl Geometry {
     /// The block for an input `[batch, in_channels, height, width]` and a weight
-    /// `[out_channels, in_channels, kernel, kernel]`, or `None` when they do not fit together.
+    /// `[out_channels, in_channels, kernel, kernel]`, or `None` when they do not fit together
+    /// or the pooled output would be empty (a convolution map narrower than the 2×2 window).
     pub fn of(input: [usize; 4], weight: [usize; 4]) -> Option<Self> {
         let [batch, in_channels, height, width] = input;
         let [out_channels, weight_in_channels, kernel, kernel_width] = weight;
+        // Each side of the convolution map, `side + 1 - kernel`, must be at least 2.
         let fits = in_channels == weight_in_channels
             && kernel == kernel_width
-            && (1..=height.min(width)).contains(&kernel);
-        fits.then_some(Self {
+            && kernel >= 1
+            && kernel < height.min(width);
+        let geometry = Self {
             batch,
             in_channels,
             out_channels,
             kernel,
             height,
             width,
-        })
+        };
+        if !fits {
+            return None;
+        }
+        // The kernels read a whole span from every tap's shift without bounds checks in
+        // their inner loops; the chunk of zeros after each padded channel must cover it.
+        let largest_shift = geometry.shifts().last().copied().unwrap_or(0);
+        assert!(
+            geometry.span() + largest_shift <= geometry.padded_plane(),
+            "the padding of {geometry:?} does not cover a span"
+        );
+        Some(geometry)
     }
 
     /// `[height, width]` of each pooled output map (odd convolution sizes drop their last
@@ -121,19 +136,24 @@ impl Geometry {
 
 /// The block's output, `[batch, out_channels, pooled height, pooled width]`, and what the
 /// backward pass needs to know of the pooling.
-pub(crate) struct Forward {
+pub(crate) struct BlockOutput {
     pub output: Vec<f32>,
     pub winners: Vec<u8>,
 }
 
 /// `MaxPool2d(2)(ReLU(conv(input, weight) + bias))`.
-pub(crate) fn forward(geometry: Geometry, input: &[f32], weight: &[f32], bias: &[f32]) -> Forward {
+pub(crate) fn forward(
+    geometry: Geometry,
+    input: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+) -> BlockOutput {
     let g = geometry;
     assert_eq!(input.len(), g.batch * g.image_len());
     assert_eq!(weight.len(), g.weight_len());
     assert_eq!(bias.len(), g.out_channels);
     let mut output = vec![0.0; g.batch * g.output_len()];
-    let mut winners = vec![CUT; output.len()];
+    let mut winners = vec![NO_WINNER; output.len()];
     output
         .par_chunks_mut(g.output_len())
         .zip(winners.par_chunks_mut(g.output_len()))
@@ -144,11 +164,11 @@ pub(crate) fn forward(geometry: Geometry, input: &[f32], weight: &[f32], bias: &
                 forward_image(g, image, weight, bias, scratch, output, winners)
             },
         );
-    Forward { output, winners }
+    BlockOutput { output, winners }
 }
 
 /// Gradients of the block's input (when asked for), weight and bias.
-pub(crate) struct Backward {
+pub(crate) struct BlockGradients {
     pub input: Option<Vec<f32>>,
     pub weight: Vec<f32>,
     pub bias: Vec<f32>,
@@ -162,7 +182,7 @@ pub(crate) fn backward(
     winners: &[u8],
     output_grad: &[f32],
     input_grad_wanted: bool,
-) -> Backward {
+) -> BlockGradients {
     let g = geometry;
     assert_eq!(input.len(), g.batch * g.image_len());
     assert_eq!(weight.len(), g.weight_len());
@@ -172,7 +192,7 @@ pub(crate) fn backward(
         let first = index * IMAGES_PER_TASK;
         let images = (g.batch - first).min(IMAGES_PER_TASK);
         let outputs = first * g.output_len()..(first + images) * g.output_len();
-        let mut grads = Grads {
+        let mut grads = TaskGradients {
             weight: vec![0.0; g.weight_len()],
             bias: vec![0.0; g.out_channels],
             input: input_grad,
@@ -206,7 +226,7 @@ pub(crate) fn backward(
         add_assign(&mut weight_grad, &weight_part);
         add_assign(&mut bias_grad, &bias_part);
     }
-    Backward {
+    BlockGradients {
         input: input_grad,
         weight: weight_grad,
         bias: bias_grad,
@@ -214,7 +234,7 @@ pub(crate) fn backward(
 }
 
 /// One task's gradients: its own sums for the weight and bias, its images' part of the input.
-struct Grads<'a> {
+struct TaskGradients<'a> {
     weight: Vec<f32>,
     bias: Vec<f32>,
     input: Option<&'a mut [f32]>,
@@ -340,7 +360,7 @@ fn forward_image / forward_image_kernel(
                 (*value, *winner) = if activation > 0.0 {
                     (activation, best)
                 } else {
-                    (0.0, CUT)
+                    (0.0, NO_WINNER)
                 };
             }
         }
@@ -357,7 +377,7 @@ fn backward_images / backward_images_kernel(
     winners: &[u8],
     output_grad: &[f32],
     scratch: &mut Scratch,
-    grads: &mut Grads,
+    grads: &mut TaskGradients,
 ) {
     let [pooled_height, pooled_width] = g.pooled();
     let pooled = pooled_height * pooled_width;
@@ -381,7 +401,7 @@ fn backward_images / backward_images_kernel(
         {
             let map_row = &mut map[2 * row * g.width..];
             for (column, (&grad, &winner)) in grads_in.iter().zip(winners).enumerate() {
-                if winner != CUT {
+                if winner != NO_WINNER {
                     map_row[2 * column + offsets[usize::from(winner)]] = grad;
                 }
             }
@@ -577,11 +597,40 @@ mod tests {
     }
 
     #[test]
+    fn shapes_that_leave_no_pooled_output_are_refused() {
+        // A 5×5 kernel on a 5×5 input leaves a 1×1 map: no 2×2 window to pool.
+        assert_eq!(Geometry::of([1, 1, 5, 5], [1, 1, 5, 5]), None);
+        assert_eq!(
+            Geometry::of([1, 1, 5, 9], [1, 1, 4, 4]),
+            Some(geometry([1, 1, 1, 4, 5, 9]))
+        );
+        assert_eq!(Geometry::of([1, 1, 9, 5], [1, 1, 5, 5]), None);
+        assert_eq!(Geometry::of([1, 1, 9, 9], [1, 1, 0, 0]), None);
+        assert_eq!(Geometry::of([1, 2, 9, 9], [1, 1, 3, 3]), None);
+        assert_eq!(Geometry::of([1, 1, 9, 9], [1, 1, 3, 2]), None);
+    }
+
+    /// Every shape the kernels accept satisfies the padding invariant `of` asserts, the odd
+    /// map sizes (where pooling drops a row or a column) included.
+    #[test]
+    fn the_padding_covers_every_span() {
+        for kernel in 1..=7 {
+            for height in kernel + 1..=30 {
+                for width in kernel + 1..=30 {
+                    let g = Geometry::of([1, 1, height, width], [1, 1, kernel, kernel]);
+                    assert!(g.is_some(), "{kernel} {height} {width}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn forward_matches_the_textbook_loops() {
         for g in [
             [3, 1, 4, 5, 28, 28],
             [9, 3, 5, 3, 12, 12],
             [2, 2, 3, 2, 9, 8],
+            [2, 2, 3, 3, 13, 10],
         ]
         .map(geometry)
         {
@@ -599,14 +648,14 @@ mod tests {
         let [input, weight, bias] = random_block(g, 4);
         let output_grad = pseudo_random(g.batch * g.output_len(), 7);
         let forward_with = |baseline: bool| {
-            type Forward =
+            type ForwardKernel =
                 fn(Geometry, &[f32], &[f32], &[f32], &mut Scratch, &mut [f32], &mut [u8]);
-            let kernel: Forward = match baseline {
+            let kernel: ForwardKernel = match baseline {
                 true => forward_image_kernel::<false>,
                 false => forward_image,
             };
             let mut output = vec![0.0; g.batch * g.output_len()];
-            let mut winners = vec![CUT; output.len()];
+            let mut winners = vec![NO_WINNER; output.len()];
             let mut scratch = Scratch::new(g, 1);
             for ((image, output), winners) in input
                 .chunks_exact(g.image_len())
@@ -623,13 +672,14 @@ mod tests {
         assert_eq!(winners, baseline_winners);
 
         let backward_with = |baseline: bool| {
-            type Backward = fn(Geometry, &[f32], &[f32], &[u8], &[f32], &mut Scratch, &mut Grads);
-            let kernel: Backward = match baseline {
+            type BackwardKernel =
+                fn(Geometry, &[f32], &[f32], &[u8], &[f32], &mut Scratch, &mut TaskGradients);
+            let kernel: BackwardKernel = match baseline {
                 true => backward_images_kernel::<false>,
                 false => backward_images,
             };
             let mut input_grad = vec![0.0; input.len()];
-            let mut grads = Grads {
+            let mut grads = TaskGradients {
                 weight: vec![0.0; g.weight_len()],
                 bias: vec![0.0; g.out_channels],
                 input: Some(&mut input_grad),
@@ -644,7 +694,7 @@ mod tests {
                 &mut scratch,
                 &mut grads,
             );
-            let Grads { weight, bias, .. } = grads;
+            let TaskGradients { weight, bias, .. } = grads;
             [weight, bias, input_grad]
         };
         for (dispatched, baseline) in backward_with(false).iter().zip(&backward_with(true)) {

@@ -35,9 +35,15 @@ pub trait ConvReluPoolBackend: burn::backend::Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// Whether [`conv_relu_pool`] can run on tensors on `device` with elements of `dtype`.
-pub(crate) fn supported(device: &Device, dtype: DType) -> bool {
-    device.clone().without_autodiff() == Device::flex() && dtype == DType::F32
+/// Whether [`conv_relu_pool`] can run on `input` and `weight`: f32 tensors on flex whose
+/// shapes leave a pooled output.
+pub(crate) fn supported(input: &Tensor<4>, weight: &Tensor<4>) -> bool {
+    let on_flex = |t: &Tensor<4>| t.device().without_autodiff() == Device::flex();
+    on_flex(input)
+        && on_flex(weight)
+        && input.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+        && Geometry::of(input.dims(), weight.dims()).is_some()
 }
 
 /// `MaxPool2d(2)(ReLU(conv2d(input, weight) + bias))`, stride 1, no padding, on flex.
@@ -133,7 +139,7 @@ fn run_forward(
 ) -> (FlexTensor, SavedForBackward) {
     let geometry = Geometry::of(input.shape().dims(), weight.shape().dims()).unwrap_or_else(|| {
         panic!(
-            "conv_relu_pool: input {:?} does not fit a square kernel {:?}",
+            "conv_relu_pool: input {:?} and weight {:?} do not make a block with a pooled output",
             input.shape(),
             weight.shape()
         )
@@ -177,4 +183,73 @@ fn values(tensor: &FlexTensor) -> &[f32] {
 
 fn tensor(values: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::assert_close;
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::tensor::Distribution;
+    use burn::tensor::activation::relu;
+
+    fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+        tensor.into_data().try_into_vec_as::<f32>().unwrap()
+    }
+
+    /// Where a convolution map has an odd side, pooling drops its last row or column: those
+    /// positions get no gradient, and the fused block must agree with Burn's layers there.
+    #[test]
+    fn odd_map_sizes_have_the_layers_gradients() {
+        let device = Device::flex().autodiff();
+        // [batch, in_channels, out_channels, kernel, height, width]: maps of 11×8, 9×9, 6×3.
+        for [batch, inputs, outputs, kernel, height, width] in [
+            [3, 2, 4, 3, 13, 10],
+            [2, 1, 3, 4, 12, 12],
+            [9, 3, 2, 2, 7, 4],
+        ] {
+            let conv = Conv2dConfig::new([inputs, outputs], [kernel; 2])
+                .with_padding(PaddingConfig2d::Valid)
+                .init(&device);
+            let pool = MaxPool2dConfig::new([2, 2]).init();
+            let images = Tensor::<4>::random(
+                [batch, inputs, height, width],
+                Distribution::Default,
+                &device,
+            )
+            .require_grad();
+            let weight = conv.weight.val();
+            let bias = conv.bias.as_ref().map(|b| b.val()).unwrap();
+            assert!(supported(&images, &weight));
+            let fused = conv_relu_pool(images.clone(), weight, bias);
+            let layers = pool.forward(relu(conv.forward(images.clone())));
+            assert_eq!(fused.dims(), layers.dims());
+            assert_close(&values(fused.clone()), &values(layers.clone()), 1e-5);
+
+            let target = Tensor::<4>::random(fused.dims(), Distribution::Default, &device);
+            let gradients = |output: Tensor<4>| {
+                let grads = (output * target.clone()).sum().backward();
+                [
+                    values(images.grad(&grads).unwrap()),
+                    values(conv.weight.grad(&grads).unwrap()),
+                    values(conv.bias.as_ref().unwrap().grad(&grads).unwrap()),
+                ]
+            };
+            for (fast, reference) in gradients(fused).iter().zip(&gradients(layers)) {
+                assert_close(fast, reference, 1e-4);
+            }
+        }
+    }
+
+    /// Shapes the fused kernels cannot pool are left to Burn's layers, not to a panic.
+    #[test]
+    fn shapes_without_a_pooled_output_are_not_fused() {
+        let device = Device::flex();
+        let images = Tensor::<4>::zeros([1, 1, 5, 5], &device);
+        assert!(!supported(&images, &Tensor::zeros([2, 1, 5, 5], &device)));
+        assert!(supported(&images, &Tensor::zeros([2, 1, 4, 4], &device)));
+        assert!(!supported(&images, &Tensor::zeros([2, 3, 4, 4], &device)));
+    }
 }

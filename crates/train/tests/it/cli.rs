@@ -57,7 +57,8 @@ fn smoke_run(backend: &str, min_accuracy: f64) {
     let metrics = std::fs::read_to_string(artifacts.join("metrics.csv")).unwrap();
     let lines: Vec<&str> = metrics.lines().collect();
     assert!(
-        lines[0].starts_with("epoch,train_loss,train_accuracy,valid_loss,valid_accuracy,seconds")
+        lines[0]
+            .starts_with("epoch,train_loss,train_accuracy,held_out_loss,held_out_accuracy,seconds")
     );
     assert_eq!(lines.len(), 2, "{metrics}");
 

@@ -1,0 +1,179 @@
+//! Classifying image files: expanding folders, preprocessing each file the way MNIST's
+//! digits were, running the network once over all of them, and matching results to files.
+
+use crate::classify::{ClassifyError, DigitClassifier, Prediction};
+use data::PIXELS;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// File extensions looked for inside directories.
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"];
+
+/// An input that yields no image to classify.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {problem}", path.display())]
+pub struct InputError {
+    pub path: PathBuf,
+    pub problem: String,
+}
+
+/// What became of one input file.
+#[derive(Debug)]
+pub struct FileResult {
+    pub path: PathBuf,
+    /// The prediction and the 28×28 image the network saw, or a one-line reason naming the
+    /// file.
+    pub outcome: Result<Classified, String>,
+}
+
+/// A file's prediction and the network's view of it.
+#[derive(Clone, Debug)]
+pub struct Classified {
+    pub pixels: [u8; PIXELS],
+    pub prediction: Prediction,
+}
+
+/// Expands the command line's inputs, in order: files are kept as given, directories are
+/// searched (recursively, sorted) for files with an image extension, and a directory that
+/// cannot be read or holds no image becomes an error in its place.
+pub fn collect_images(inputs: &[PathBuf]) -> Vec<Result<PathBuf, InputError>> {
+    let mut images = Vec::new();
+    for input in inputs {
+        if !input.is_dir() {
+            images.push(Ok(input.clone()));
+            continue;
+        }
+        let mut found = Vec::new();
+        let problem = match find_images(input, &mut found) {
+            Err(e) => Some(format!("cannot read the directory: {e}")),
+            Ok(()) if found.is_empty() => Some(format!(
+                "no images in this directory (looked for .{})",
+                IMAGE_EXTENSIONS.join(", .")
+            )),
+            Ok(()) => None,
+        };
+        match problem {
+            Some(problem) => images.push(Err(InputError {
+                path: input.clone(),
+                problem,
+            })),
+            None => images.extend(found.into_iter().map(Ok)),
+        }
+    }
+    images
+}
+
+fn find_images(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            find_images(&path, found)?;
+        } else if has_image_extension(&path) {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Classifies every image `inputs` name (files, and folders searched as
+/// [`collect_images`] does), one result per file, in order. Files are decoded and
+/// preprocessed on all cores, then the network runs over all of them in batches.
+pub fn classify_files(
+    classifier: &DigitClassifier,
+    inputs: &[PathBuf],
+) -> Result<Vec<FileResult>, ClassifyError> {
+    let decoded: Vec<(PathBuf, Result<[u8; PIXELS], String>)> = collect_images(inputs)
+        .into_par_iter()
+        .map(|input| match input {
+            Ok(path) => {
+                let pixels = data::preprocess_image(&path).map_err(|e| e.to_string());
+                (path, pixels)
+            }
+            Err(error) => (error.path.clone(), Err(error.to_string())),
+        })
+        .collect();
+    let ready: Vec<[u8; PIXELS]> = decoded
+        .iter()
+        .filter_map(|(_, pixels)| pixels.as_ref().ok().copied())
+        .collect();
+    // One prediction per decoded image, in order: hand them out to the files that decoded.
+    let mut predictions = classifier.classify(&ready)?.into_iter();
+    Ok(decoded
+        .into_iter()
+        .map(|(path, pixels)| {
+            let outcome = pixels.and_then(|pixels| {
+                let prediction = predictions
+                    .next()
+                    .ok_or_else(|| format!("{}: no prediction", path.display()))?;
+                Ok(Classified { pixels, prediction })
+            });
+            FileResult { path, outcome }
+        })
+        .collect())
+}
+
+/// Writes a preprocessed 28×28 input as a grey PNG, to show what the network saw.
+pub fn save_preprocessed(pixels: &[u8; PIXELS], path: &Path) -> image::ImageResult<()> {
+    let side = model::IMAGE_SIDE as u32;
+    image::save_buffer(path, pixels, side, side, image::ColorType::L8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::prelude::Device;
+    use model::CnnConfig;
+
+    fn workspace() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    #[test]
+    fn folders_are_searched_in_order_and_empty_ones_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("b");
+        std::fs::create_dir(&nested).unwrap();
+        for name in ["b/z.PNG", "a.jpg", "notes.txt"] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let found = collect_images(&[dir.path().to_path_buf(), empty.clone()]);
+        let paths: Vec<_> = found.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(paths, [&dir.path().join("a.jpg"), &nested.join("z.PNG")]);
+        let error = found.last().unwrap().as_ref().unwrap_err();
+        assert_eq!(error.path, empty);
+        assert!(error.problem.contains("no images"), "{error}");
+    }
+
+    #[test]
+    fn each_file_gets_its_own_result_in_order() {
+        let device = Device::flex();
+        let classifier = DigitClassifier::new(CnnConfig::new().init(&device), device);
+        let digits = workspace().join("data/digits");
+        let inputs = [
+            digits.join("seven-mnist.png"),
+            digits.join("missing.png"),
+            digits.join("two-paper.png"),
+        ];
+        let results = classify_files(&classifier, &inputs).unwrap();
+        assert_eq!(results.len(), 3);
+        for (result, input) in results.iter().zip(&inputs) {
+            assert_eq!(&result.path, input);
+        }
+        assert!(results[0].outcome.is_ok());
+        let error = results[1].outcome.as_ref().unwrap_err();
+        assert!(error.contains("missing.png"), "{error}");
+        let two = results[2].outcome.as_ref().unwrap();
+        assert_eq!(two.pixels, data::preprocess_image(&inputs[2]).unwrap());
+    }
+}

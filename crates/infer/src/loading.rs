@@ -1,0 +1,234 @@
+//! Where a network comes from: the shipped model, a training run's directory, or PyTorch
+//! weights; and the part of a run's `config.toml` that inference reads.
+
+use crate::classify::DigitClassifier;
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use model::{Cnn, CnnConfig, one_line};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Weights of a default-config training run, built into the binary so a fresh clone can
+/// classify without training first, and the config that run saved beside them.
+const SHIPPED_MODEL: &[u8] = include_bytes!("../model/model.bpk");
+const SHIPPED_CONFIG: &str = include_str!("../model/config.toml");
+
+/// How the shipped model's files are named in errors.
+const SHIPPED_MODEL_NAME: &str = "<shipped model>";
+const SHIPPED_CONFIG_NAME: &str = "<shipped config>";
+
+/// Where MNIST is when a run's config does not say.
+pub const DEFAULT_DATA_DIR: &str = "data/mnist";
+
+/// Why a model could not be loaded. Every variant names the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: not found ({hint})")]
+    Missing { path: PathBuf, hint: &'static str },
+    #[error("{path}: cannot read: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("{record}: does not match the network in {config}: {reason}")]
+    Mismatch {
+        record: String,
+        config: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Weights(#[from] model::InterchangeError),
+}
+
+/// Where the weights come from.
+#[derive(Clone, Debug)]
+pub enum ModelSource {
+    /// The model built into this binary.
+    Shipped,
+    /// A training run's artifact directory (`model.bpk` + `config.toml`).
+    RunDir(PathBuf),
+    /// A PyTorch `state_dict` of the tutorial's model (`.pt`, `.pth` or `.safetensors`).
+    Weights(PathBuf),
+}
+
+impl ModelSource {
+    /// How the source is named in output.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Shipped => "the shipped model".into(),
+            Self::RunDir(dir) => dir.join("model.bpk").display().to_string(),
+            Self::Weights(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// What inference reads of a run's `config.toml`: the network's `[model]` section, read
+/// strictly with the one schema training writes it with, and where MNIST was.
+#[derive(Debug, Deserialize)]
+struct RunFile {
+    #[serde(deserialize_with = "CnnConfig::deserialize_strict")]
+    model: CnnConfig,
+    #[serde(default)]
+    data: Option<RunData>,
+}
+
+/// The part of a run's `[data]` section evaluation needs; the rest is training's.
+#[derive(Debug, Deserialize)]
+struct RunData {
+    dir: PathBuf,
+}
+
+impl RunFile {
+    fn parse(text: &str, path: &Path) -> Result<Self, LoadError> {
+        toml::from_str(text).map_err(|e| LoadError::Unreadable {
+            path: path.to_path_buf(),
+            reason: one_line(e.message()),
+        })
+    }
+
+    fn read(path: &Path) -> Result<Self, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => LoadError::Missing {
+                path: path.to_path_buf(),
+                hint: "expected a training run's artifact directory",
+            },
+            _ => LoadError::Unreadable {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            },
+        })?;
+        Self::parse(&text, path)
+    }
+}
+
+/// Where the run in `run_dir` read MNIST from (its `data.dir`, else [`DEFAULT_DATA_DIR`]).
+pub fn run_data_dir(run_dir: &Path) -> Result<PathBuf, LoadError> {
+    let run = RunFile::read(&run_dir.join("config.toml"))?;
+    Ok(run
+        .data
+        .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), |data| data.dir))
+}
+
+impl DigitClassifier {
+    /// Loads the network `source` names onto `device`.
+    pub fn load(source: &ModelSource, device: Device) -> Result<Self, LoadError> {
+        let cnn = match source {
+            ModelSource::Weights(path) => Cnn::load_pytorch_weights(path, &device)?,
+            ModelSource::Shipped => load_shipped(&device)?,
+            ModelSource::RunDir(dir) => load_run(dir, &device)?,
+        };
+        Ok(Self::new(cnn, device))
+    }
+}
+
+fn load_shipped(device: &Device) -> Result<Cnn, LoadError> {
+    let config = RunFile::parse(SHIPPED_CONFIG, Path::new(SHIPPED_CONFIG_NAME))?.model;
+    let record =
+        ModuleRecord::from_bytes(Bytes::from_bytes_vec(SHIPPED_MODEL.to_vec())).map_err(|e| {
+            LoadError::Unreadable {
+                path: SHIPPED_MODEL_NAME.into(),
+                reason: e.to_string(),
+            }
+        })?;
+    build(
+        &config,
+        record,
+        SHIPPED_MODEL_NAME,
+        SHIPPED_CONFIG_NAME,
+        device,
+    )
+}
+
+fn load_run(dir: &Path, device: &Device) -> Result<Cnn, LoadError> {
+    let config_path = dir.join("config.toml");
+    let record_path = dir.join("model.bpk");
+    let config = RunFile::read(&config_path)?.model;
+    if !record_path.is_file() {
+        return Err(LoadError::Missing {
+            path: record_path,
+            hint: "has this run finished training?",
+        });
+    }
+    let record = ModuleRecord::load(&record_path).map_err(|e| LoadError::Unreadable {
+        path: record_path.clone(),
+        reason: e.to_string(),
+    })?;
+    let (record_name, config_name) = (record_path.display(), config_path.display());
+    build(
+        &config,
+        record,
+        &record_name.to_string(),
+        &config_name.to_string(),
+        device,
+    )
+}
+
+/// The network `config` describes, with the weights of `record`.
+fn build(
+    config: &CnnConfig,
+    record: ModuleRecord,
+    record_name: &str,
+    config_name: &str,
+    device: &Device,
+) -> Result<Cnn, LoadError> {
+    let mismatch = |reason: String| LoadError::Mismatch {
+        record: record_name.to_string(),
+        config: config_name.to_string(),
+        reason,
+    };
+    config.validate().map_err(|e| mismatch(e.to_string()))?;
+    config
+        .init(device)
+        .try_load_record(record)
+        .map_err(|e| mismatch(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_is_read_with_the_models_schema() {
+        let run = RunFile::parse(SHIPPED_CONFIG, Path::new(SHIPPED_CONFIG_NAME)).unwrap();
+        assert_eq!(run.model.validate(), Ok(()));
+        assert_eq!(run.data.unwrap().dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn an_unknown_model_key_is_refused_not_defaulted() {
+        let error = RunFile::parse(
+            "[model]\nconv1_channel = 12\n",
+            Path::new("run/config.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("run/config.toml: cannot read: "),
+            "{error}"
+        );
+        assert!(error.contains("conv1_channel"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+    }
+
+    #[test]
+    fn other_sections_are_trainings_and_left_alone() {
+        let text = "seed = 4\n[model]\n[optimizer]\nlearning_rate = 0.01\n[data]\ndir = 'x'\n";
+        let run = RunFile::parse(text, Path::new("config.toml")).unwrap();
+        assert_eq!(run.model, CnnConfig::new());
+        assert_eq!(run.data.unwrap().dir, PathBuf::from("x"));
+    }
+
+    #[test]
+    fn an_invalid_architecture_is_named_before_the_weights_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[model]\nconv1_kernel = 40\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("model.bpk"), SHIPPED_MODEL).unwrap();
+        let error = load_run(dir.path(), &Device::flex())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("conv2_kernel"), "{error}");
+        assert!(error.contains("does not match the network in"), "{error}");
+    }
+}

@@ -1,0 +1,71 @@
+//! Everything that can end a training run early, each naming the file or value at fault.
+
+use crate::config::ConfigError;
+use crate::fetch::FetchError;
+use data::DataError;
+use model::BackendError;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why a run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Download(#[from] FetchError),
+    /// A file of the run that cannot be found, read or written.
+    #[error("{}: {problem}", path.display())]
+    File { path: PathBuf, problem: String },
+    /// A checkpoint that does not fit the run's network.
+    #[error("{}: does not match the network in {}: {reason}", checkpoint.display(), config.display())]
+    Checkpoint {
+        checkpoint: PathBuf,
+        config: PathBuf,
+        reason: String,
+    },
+    /// Stopped from outside (e.g. Ctrl-C): the finished epochs are kept and can be resumed.
+    #[error("training stopped ({reason}); {}; resume with: cargo xtask train --resume --artifact-dir {}", Kept(*last_checkpoint), artifact_dir.display())]
+    Interrupted {
+        reason: String,
+        last_checkpoint: Option<usize>,
+        artifact_dir: PathBuf,
+    },
+    /// Stopped because going on would be pointless, e.g. a loss that became NaN.
+    #[error("training stopped: {reason}; {}", Kept(*last_checkpoint))]
+    Stopped {
+        reason: String,
+        last_checkpoint: Option<usize>,
+    },
+    #[error("training failed: {0}")]
+    Failed(String),
+    /// The trained network could not be scored on the test set.
+    #[error("cannot score the trained model: {0}")]
+    Score(#[from] infer::ClassifyError),
+}
+
+/// How much of an interrupted run is kept.
+struct Kept(Option<usize>);
+
+impl fmt::Display for Kept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(epoch) => write!(f, "epoch {epoch} is the last complete checkpoint"),
+            None => f.write_str("no epoch was completed"),
+        }
+    }
+}
+
+impl TrainError {
+    /// `path: problem`, for a file of the run.
+    pub(crate) fn file(path: impl Into<PathBuf>, problem: impl fmt::Display) -> Self {
+        Self::File {
+            path: path.into(),
+            problem: problem.to_string(),
+        }
+    }
+}
