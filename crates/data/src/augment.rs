@@ -10,9 +10,11 @@ use rand::{Rng, RngExt};
 /// ± these bounds.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Augmentation {
+    /// Largest rotation either way, in degrees.
     pub rotation_degrees: f32,
     /// Relative: 0.1 draws scales from 0.9 to 1.1.
     pub scale: f32,
+    /// Largest shift along each axis, in pixels.
     pub shift_pixels: f32,
 }
 

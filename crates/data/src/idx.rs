@@ -7,19 +7,38 @@ use std::path::{Path, PathBuf};
 /// Why an IDX file could not be read. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
+    /// The file could not be read or decompressed.
     #[error("{path}: cannot read: {source}")]
     Io {
+        /// The IDX file.
         path: PathBuf,
+        /// What the system or the decompressor said.
         source: std::io::Error,
     },
+    /// The first four bytes are not those of an IDX file of unsigned bytes.
     #[error("{path}: not an IDX file of unsigned bytes (magic {magic:#010x})")]
-    BadMagic { path: PathBuf, magic: u32 },
+    BadMagic {
+        /// The IDX file.
+        path: PathBuf,
+        /// The four bytes found, big-endian.
+        magic: u32,
+    },
+    /// The file ends inside its header.
     #[error("{path}: truncated header ({len} bytes)")]
-    TruncatedHeader { path: PathBuf, len: usize },
+    TruncatedHeader {
+        /// The IDX file.
+        path: PathBuf,
+        /// Bytes in the whole file.
+        len: usize,
+    },
+    /// The data is shorter or longer than the dimensions say.
     #[error("{path}: header promises {expected} data bytes but the file holds {actual}")]
     WrongLength {
+        /// The IDX file.
         path: PathBuf,
+        /// Bytes the dimensions call for.
         expected: usize,
+        /// Bytes present after the header.
         actual: usize,
     },
 }
@@ -27,6 +46,7 @@ pub enum IdxError {
 /// A validated IDX file: its dimensions and its decompressed bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdxFile {
+    /// The size of each dimension, e.g. `[10000, 28, 28]`.
     pub dims: Vec<usize>,
     /// The whole decompressed file, header included: what published checksums cover.
     pub bytes: Vec<u8>,

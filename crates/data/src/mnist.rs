@@ -26,22 +26,27 @@ pub struct MnistFile {
 }
 
 impl MnistFile {
+    /// The 60,000 training images.
     pub const TRAIN_IMAGES: MnistFile = MnistFile {
         name: "train-images-idx3-ubyte",
         sha256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     };
+    /// Their labels.
     pub const TRAIN_LABELS: MnistFile = MnistFile {
         name: "train-labels-idx1-ubyte",
         sha256: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
     };
+    /// The 10,000 test images.
     pub const TEST_IMAGES: MnistFile = MnistFile {
         name: "t10k-images-idx3-ubyte",
         sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     };
+    /// Their labels.
     pub const TEST_LABELS: MnistFile = MnistFile {
         name: "t10k-labels-idx1-ubyte",
         sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
     };
+    /// All four, in the order they are fetched.
     pub const ALL: [MnistFile; 4] = [
         Self::TRAIN_IMAGES,
         Self::TRAIN_LABELS,
@@ -92,20 +97,35 @@ fn hex(bytes: &[u8]) -> String {
 /// Why MNIST could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// The file is in none of the names it may have (`NAME` or `NAME.gz`).
     #[error("{path}: not found")]
-    Missing { path: PathBuf },
+    Missing {
+        /// The name looked for.
+        path: PathBuf,
+    },
+    /// The file is not a valid IDX file.
     #[error(transparent)]
     Idx(#[from] IdxError),
     #[error(
         "{path}: checksum mismatch (sha256 of the decompressed data is {actual}, expected {expected}); the file is corrupt"
     )]
+    /// The file is not the published one.
     Checksum {
+        /// The file.
         path: PathBuf,
+        /// The published sha256.
         expected: &'static str,
+        /// The sha256 of what was read.
         actual: String,
     },
+    /// The file is a valid IDX file, but not the images or labels expected.
     #[error("{path}: {problem}")]
-    Invalid { path: PathBuf, problem: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 /// One image and its label.
@@ -113,6 +133,7 @@ pub enum DataError {
 pub struct MnistItem {
     /// 28×28 grey pixels, row-major, ink bright on a dark background.
     pub pixels: [u8; PIXELS],
+    /// The digit, 0 to 9.
     pub label: u8,
 }
 

@@ -16,17 +16,34 @@ use std::path::{Path, PathBuf};
 /// Why an image could not be turned into a network input. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
+    /// The file could not be read.
     #[error("{path}: cannot read: {source}")]
     Io {
+        /// The image file.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
+    /// The file has no bytes.
     #[error("{path}: empty file")]
-    Empty { path: PathBuf },
+    Empty {
+        /// The image file.
+        path: PathBuf,
+    },
+    /// The bytes are not an image in a supported format, or a broken one.
     #[error("{path}: not a readable image: {reason}")]
-    Decode { path: PathBuf, reason: String },
+    Decode {
+        /// The image file.
+        path: PathBuf,
+        /// The decoder's complaint, on one line.
+        reason: String,
+    },
+    /// The image is blank: nothing stands out from the background.
     #[error("{path}: no digit found (the image has no ink distinct from its background)")]
-    NoInk { path: PathBuf },
+    NoInk {
+        /// The image file.
+        path: PathBuf,
+    },
 }
 
 /// Largest width or height accepted, so a hostile header cannot ask for gigabytes.

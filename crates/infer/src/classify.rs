@@ -14,6 +14,7 @@ pub struct DigitClassifier {
 /// A digit and how sure the network is of each class.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
+    /// The most likely class.
     pub digit: usize,
     /// Softmax of the logits, one per class.
     pub probabilities: Vec<f32>,
@@ -22,10 +23,18 @@ pub struct Prediction {
 /// Why the network's output could not be turned into predictions.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ClassifyError {
+    /// The output tensor could not be read back from the device.
     #[error("the network's output could not be read: {0}")]
     Unreadable(String),
+    /// The output does not have one row per image.
     #[error("the network gave {values} values for {images} images")]
-    Shape { values: usize, images: usize },
+    Shape {
+        /// Probabilities returned.
+        values: usize,
+        /// Images given.
+        images: usize,
+    },
+    /// A probability is NaN or infinite.
     #[error("the network's output is not a number (are its weights NaN or infinite?)")]
     NotFinite,
 }

@@ -24,8 +24,11 @@ pub struct Evaluation {
 /// A test image and the wrong digit the model gave it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Misclassified {
+    /// The image as the network saw it.
     pub pixels: [u8; PIXELS],
+    /// Its label.
     pub truth: usize,
+    /// What the network said.
     pub predicted: usize,
 }
 

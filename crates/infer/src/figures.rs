@@ -18,9 +18,11 @@ pub const FONT_FAMILY: &str = "sans-serif";
 #[derive(Debug, thiserror::Error)]
 #[error("{}: cannot {action}: {reason}", path.display())]
 pub struct FigureError {
+    /// The figure's file.
     pub path: PathBuf,
     /// `draw` or `write`.
     pub action: &'static str,
+    /// What went wrong, on one line.
     pub reason: String,
 }
 

@@ -13,13 +13,16 @@ pub const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "bmp", "gif", "we
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {problem}", path.display())]
 pub struct InputError {
+    /// The input as given.
     pub path: PathBuf,
+    /// Why it yields nothing.
     pub problem: String,
 }
 
 /// What became of one input file.
 #[derive(Debug)]
 pub struct FileResult {
+    /// The image file.
     pub path: PathBuf,
     /// The prediction and the 28×28 image the network saw, or a one-line reason naming the
     /// file.
@@ -29,7 +32,9 @@ pub struct FileResult {
 /// A file's prediction and the network's view of it.
 #[derive(Clone, Debug)]
 pub struct Classified {
+    /// The 28×28 input the file became.
     pub pixels: [u8; PIXELS],
+    /// What the network made of it.
     pub prediction: Prediction,
 }
 

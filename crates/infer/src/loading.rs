@@ -24,16 +24,33 @@ pub const DEFAULT_DATA_DIR: &str = "data/mnist";
 /// Why a model could not be loaded. Every variant names the file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// A file of the model is not there.
     #[error("{path}: not found ({hint})")]
-    Missing { path: PathBuf, hint: &'static str },
+    Missing {
+        /// The file looked for.
+        path: PathBuf,
+        /// What its absence probably means.
+        hint: &'static str,
+    },
+    /// A file of the model cannot be read or parsed.
     #[error("{path}: cannot read: {reason}")]
-    Unreadable { path: PathBuf, reason: String },
-    #[error("{record}: does not match the network in {config}: {reason}")]
-    Mismatch {
-        record: String,
-        config: String,
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong, on one line.
         reason: String,
     },
+    /// The weights are not those of the network the config describes.
+    #[error("{record}: does not match the network in {config}: {reason}")]
+    Mismatch {
+        /// The weights' file.
+        record: String,
+        /// The config's file.
+        config: String,
+        /// What does not fit.
+        reason: String,
+    },
+    /// PyTorch weights that cannot be imported.
     #[error(transparent)]
     Weights(#[from] model::InterchangeError),
 }

@@ -85,6 +85,7 @@ impl BackendKind {
 /// A backend's device, ready for tensors.
 #[derive(Clone, Debug)]
 pub struct ReadyDevice {
+    /// Where tensors go; without autodiff (call `.autodiff()` on it to train).
     pub device: Device,
     /// What was picked, for the user: e.g. the GPU adapter's name, type and API.
     pub description: String,

@@ -34,6 +34,7 @@ pub struct CnnConfig {
     /// leave inputs unchanged, as the tutorial does.
     #[config(default = 0.0)]
     pub input_mean: f64,
+    /// See `input_mean`.
     #[config(default = 1.0)]
     pub input_std: f64,
 }
@@ -154,6 +155,7 @@ impl CnnConfig {
 pub struct InvalidModelConfig {
     /// The field at fault, as named in a `[model]` section.
     pub key: &'static str,
+    /// Why the value cannot be used.
     pub reason: String,
 }
 

@@ -17,13 +17,28 @@ const LAYERS: [(&str, &str); 3] = [("conv1", "0"), ("conv2", "3"), ("classifier"
 /// Why weights could not be moved; every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum InterchangeError {
+    /// The file could not be read or decoded.
     #[error("{}: {reason}", path.display())]
-    Unreadable { path: PathBuf, reason: String },
+    Unreadable {
+        /// The weights file.
+        path: PathBuf,
+        /// What went wrong, on one line.
+        reason: String,
+    },
+    /// The file could not be written.
     #[error("{}: cannot write: {reason}", path.display())]
-    Unwritable { path: PathBuf, reason: String },
+    Unwritable {
+        /// The file being written.
+        path: PathBuf,
+        /// What went wrong, on one line.
+        reason: String,
+    },
+    /// The file holds other tensors than the tutorial network's.
     #[error("{}: does not hold the tutorial network's weights: {}", path.display(), problems.join("; "))]
     Mismatch {
+        /// The weights file.
         path: PathBuf,
+        /// Each missing, unexpected or misshapen tensor.
         problems: Vec<String>,
     },
 }
@@ -33,6 +48,7 @@ pub enum InterchangeError {
 pub enum WeightsFormat {
     /// `torch.save(model.state_dict(), "….pt")`.
     Pytorch,
+    /// `safetensors.torch.save_file(model.state_dict(), "….safetensors")`.
     Safetensors,
 }
 

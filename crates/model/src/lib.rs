@@ -44,7 +44,9 @@ pub struct Cnn {
 /// The standardisation the first convolution sees its input through.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct InputNorm {
+    /// Subtracted from every input.
     pub mean: f64,
+    /// What the difference is divided by.
     pub std: f64,
 }
 

@@ -12,6 +12,7 @@ use model::Cnn;
 /// inner [`Cnn`] is saved as `model.bpk`, so inference never needs this type.
 #[derive(Module, Debug)]
 pub struct Classifier {
+    /// The network; the only part saved.
     pub cnn: Cnn,
 }
 

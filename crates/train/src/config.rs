@@ -19,9 +19,13 @@ pub struct RunConfig {
     /// [`CnnConfig::deserialize_strict`]).
     #[serde(deserialize_with = "CnnConfig::deserialize_strict")]
     pub model: CnnConfig,
+    /// Adam's settings and the learning-rate schedule.
     pub optimizer: OptimizerSection,
+    /// Epochs and batch size.
     pub training: TrainingSection,
+    /// Distortions of the training images.
     pub augmentation: AugmentationSection,
+    /// Where MNIST is and how much of it to use.
     pub data: DataSection,
 }
 
@@ -29,8 +33,11 @@ pub struct RunConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OptimizerSection {
+    /// Peak learning rate (the whole run's with `constant`).
     pub learning_rate: f64,
+    /// Adam's decay of its first-moment estimate.
     pub beta1: f32,
+    /// Adam's decay of its second-moment estimate.
     pub beta2: f32,
     /// PyTorch's default is 1e-8 and Burn's 1e-5; the tutorial's recipe uses PyTorch's.
     pub epsilon: f32,
@@ -62,19 +69,25 @@ pub enum Schedule {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AugmentationSection {
+    /// Largest rotation either way, in degrees.
     pub rotation_degrees: f32,
     /// Relative: 0.1 draws scales from 0.9 to 1.1.
     pub scale: f32,
+    /// Largest shift along each axis, in pixels.
     pub shift_pixels: f32,
 }
 
+/// How long and in what steps to train.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainingSection {
+    /// Passes over the training images.
     pub epochs: usize,
+    /// Images per optimizer step.
     pub batch_size: usize,
 }
 
+/// Where MNIST is, how much of it to use, and whether to hold out a validation split.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataSection {
@@ -160,6 +173,7 @@ pub struct ConfigError {
     pub origin: String,
     /// Dotted key, e.g. `optimizer.learning_rate`; empty when the file as a whole is at fault.
     pub key: String,
+    /// Why the value cannot be used.
     pub reason: String,
 }
 
@@ -273,6 +287,7 @@ impl RunConfig {
 }
 
 impl Schedule {
+    /// The name a config file gives it.
     pub fn name(self) -> &'static str {
         match self {
             Self::Constant => "constant",

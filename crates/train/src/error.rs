@@ -10,37 +10,55 @@ use std::path::PathBuf;
 /// Why a run could not start or finish.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    /// The recipe, an override or `--epochs` is not usable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The backend is not in this build, or has no device.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// MNIST could not be loaded.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// MNIST could not be fetched.
     #[error(transparent)]
     Download(#[from] FetchError),
     /// A file of the run that cannot be found, read or written.
     #[error("{}: {problem}", path.display())]
-    File { path: PathBuf, problem: String },
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, on one line.
+        problem: String,
+    },
     /// A checkpoint that does not fit the run's network.
     #[error("{}: does not match the network in {}: {reason}", checkpoint.display(), config.display())]
     Checkpoint {
+        /// The checkpoint's model record.
         checkpoint: PathBuf,
+        /// The run's recipe.
         config: PathBuf,
+        /// What does not fit.
         reason: String,
     },
     /// Stopped from outside (e.g. Ctrl-C): the finished epochs are kept and can be resumed.
     #[error("training stopped ({reason}); {}; resume with: cargo xtask train --resume --artifact-dir {}", Kept(*last_checkpoint), artifact_dir.display())]
     Interrupted {
+        /// Who stopped it, e.g. `Ctrl-C`.
         reason: String,
+        /// The epoch a resumed run continues after.
         last_checkpoint: Option<usize>,
+        /// The run to resume.
         artifact_dir: PathBuf,
     },
     /// Stopped because going on would be pointless, e.g. a loss that became NaN.
     #[error("training stopped: {reason}; {}", Kept(*last_checkpoint))]
     Stopped {
+        /// Why, and what to change.
         reason: String,
+        /// The last epoch whose checkpoint is whole.
         last_checkpoint: Option<usize>,
     },
+    /// Burn's Learner failed.
     #[error("training failed: {0}")]
     Failed(String),
     /// The trained network could not be scored on the test set.

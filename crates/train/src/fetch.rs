@@ -16,14 +16,20 @@ const MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// An MNIST file that could not be fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
+    /// The data directory could not be created.
     #[error("{}: cannot create: {source}", dir.display())]
     Directory {
+        /// The data directory.
         dir: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
     #[error("{}: could not download ({failures}); copy the MNIST files into {} by hand", target.display(), dir.display())]
+    /// No mirror gave a file whose checksum is right.
     Download {
+        /// The file to fetch.
         target: PathBuf,
+        /// The data directory.
         dir: PathBuf,
         /// Each mirror's URL and what went wrong there.
         failures: String,

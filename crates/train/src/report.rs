@@ -14,7 +14,9 @@ use std::time::Instant;
 /// One finished epoch, as written to `metrics.csv`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EpochRow {
+    /// 1 for the first epoch.
     pub epoch: usize,
+    /// Mean cross-entropy over the epoch's training batches.
     pub train_loss: f64,
     /// Percent.
     pub train_accuracy: f64,
@@ -168,7 +170,9 @@ pub type SharedRows = Arc<Mutex<Vec<EpochRow>>>;
 /// objects themselves give, so a metric renamed upstream is still found.
 #[derive(Clone, Debug)]
 pub struct MeasureNames {
+    /// The loss metric's name.
     pub loss: String,
+    /// The accuracy metric's name.
     pub accuracy: String,
 }
 

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 /// What to train and where, as given on the command line.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
+    /// The TOML recipe.
     pub config_path: PathBuf,
+    /// Which backend to train on.
     pub backend: BackendKind,
     /// Overrides `training.epochs`.
     pub epochs: Option<usize>,
@@ -40,22 +42,29 @@ pub struct TrainOptions {
 pub struct Summary {
     /// Percent, scored once on the test set after the last epoch.
     pub test_accuracy: f64,
+    /// Mean cross-entropy on the test set.
     pub test_loss: f64,
+    /// Epochs trained, resumed ones included.
     pub epochs: usize,
     /// Wall-clock seconds of the whole training loop, evaluation passes included.
     pub train_seconds: f64,
+    /// The backend trained on.
     pub backend: String,
+    /// Images trained on per epoch.
     pub train_images: usize,
     /// Held out from training when the config asks for a validation split.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation_images: Option<usize>,
+    /// Images in the final test score.
     pub test_images: usize,
 }
 
 /// A finished run: its summary, where the model went, and what could not be drawn.
 #[derive(Debug)]
 pub struct Finished {
+    /// What `summary.json` holds.
     pub summary: Summary,
+    /// Where `model.bpk` was written.
     pub model_path: PathBuf,
     /// Problems that cost the run nothing but a figure, one line each.
     pub warnings: Vec<String>,
@@ -74,6 +83,7 @@ pub enum Resume {
 
 /// The images of a run.
 pub struct RunData {
+    /// Trained on.
     pub train: MnistDataset,
     /// Scored after every epoch: the validation split if the config holds one out, else (the
     /// tutorial's way) the test set.
@@ -85,13 +95,19 @@ pub struct RunData {
 /// A run whose config, data, backend and resume point are all checked; nothing has been
 /// written to its artifact directory yet.
 pub struct PreparedRun {
+    /// The resolved recipe: the file, then `--set`, then `--epochs`.
     pub config: RunConfig,
     /// The recipe's file: the given config, or the one saved in the run when resuming.
     pub config_path: PathBuf,
+    /// Where the run writes.
     pub artifact_dir: PathBuf,
+    /// The backend chosen.
     pub backend: BackendKind,
+    /// Its device, ready.
     pub device: ReadyDevice,
+    /// Where training starts.
     pub resume: Resume,
+    /// The images.
     pub data: RunData,
 }
 
