@@ -124,3 +124,42 @@ impl fmt::Display for Evaluation {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ModelSource;
+    use burn::prelude::Device;
+    use data::Split;
+    use std::path::Path;
+
+    #[test]
+    fn the_score_tallies_the_classifiers_own_predictions() {
+        let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
+        let test = MnistDataset::load(&mnist, Split::Test).unwrap().take(300);
+        let classifier = DigitClassifier::load(&ModelSource::Shipped, Device::flex()).unwrap();
+        let score = Evaluation::run(&classifier, &test).unwrap();
+
+        let items: Vec<_> = (0..300).filter_map(|i| test.item(i)).collect();
+        let pixels: Vec<_> = items.iter().map(|item| item.pixels).collect();
+        let predictions = classifier.classify(&pixels).unwrap();
+        let correct = predictions
+            .iter()
+            .zip(&items)
+            .filter(|(p, item)| p.digit == usize::from(item.label))
+            .count();
+        let loss: f64 = predictions
+            .iter()
+            .zip(&items)
+            .map(|(p, item)| -f64::from(p.probabilities[usize::from(item.label)]).ln())
+            .sum::<f64>()
+            / 300.0;
+
+        assert_eq!(score.accuracy, 100.0 * correct as f64 / 300.0);
+        assert!((score.loss - loss).abs() < 1e-9, "{} vs {loss}", score.loss);
+        assert_eq!(score.confusion.iter().flatten().sum::<u32>(), 300);
+        assert_eq!(score.misclassified.len(), 300 - correct);
+        assert_eq!(score.predictions.len(), 300);
+        assert!(score.accuracy > 97.0, "{}", score.accuracy);
+    }
+}

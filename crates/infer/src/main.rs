@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use infer::{DigitClassifier, FileResult, ModelSource, classify_files, output};
 use model::BackendKind;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -76,16 +77,14 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             && let Err(problem) = save_preprocessed(&result, index, dir)
         {
             all_ok = false;
-            print(
-                &cli,
-                &FileResult {
-                    path: result.path.clone(),
-                    outcome: Err(problem),
-                },
-            );
+            let failure = FileResult {
+                path: result.path.clone(),
+                outcome: Err(problem),
+            };
+            print(&cli, &failure)?;
         }
         all_ok &= result.outcome.is_ok();
-        print(&cli, &result);
+        print(&cli, &result)?;
     }
     Ok(all_ok)
 }
@@ -104,14 +103,23 @@ fn save_preprocessed(result: &FileResult, index: usize, dir: &Path) -> Result<()
         .map_err(|error| format!("{}: cannot write: {error}", target.display()))
 }
 
-fn print(cli: &Cli, result: &FileResult) {
-    match (&result.outcome, cli.json) {
-        (_, true) => println!("{}", output::json_line(result)),
+/// Prints one result: on stdout, or a failure in the human format on stderr. A reader that
+/// has gone away (`infer DIR | head -1`) ends the run quietly rather than with a panic.
+fn print(cli: &Cli, result: &FileResult) -> anyhow::Result<()> {
+    let line = match (&result.outcome, cli.json) {
+        (_, true) => output::json_line(result),
         (Ok(classified), false) => {
             let file = result.path.display().to_string();
             let top = cli.top.map_or(10, usize::from);
-            println!("{}", output::human_text(&file, &classified.prediction, top));
+            output::human_text(&file, &classified.prediction, top)
         }
-        (Err(message), false) => eprintln!("error: {message}"),
+        (Err(message), false) => {
+            eprintln!("error: {message}");
+            return Ok(());
+        }
+    };
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => Ok(other.context("cannot write to stdout")?),
     }
 }

@@ -61,7 +61,7 @@ fn run(options: &TrainOptions) -> Result<(), train::TrainError> {
     let run = PreparedRun::prepare(options, |url| eprintln!("downloading {url}"))?;
     // Burn's dashboard draws on a terminal; in a pipe or a log, one line per epoch instead.
     let dashboard = std::io::stdout().is_terminal();
-    announce(&run, options, dashboard);
+    announce(&run, dashboard);
     let interrupter = Interrupter::new();
     signals::stop_on_signal(interrupter.clone());
     let (total, held_out) = (run.config.training.epochs, run.held_out_name());
@@ -93,7 +93,7 @@ fn run(options: &TrainOptions) -> Result<(), train::TrainError> {
 
 /// What is about to happen: where a resumed run picks up, what trains on what, and the
 /// wait for wgpu's kernels.
-fn announce(run: &PreparedRun, options: &TrainOptions, dashboard: bool) {
+fn announce(run: &PreparedRun, dashboard: bool) {
     let dir = run.artifact_dir.display();
     match run.resume {
         Resume::AfterEpoch(epoch) => println!("resuming {dir} after epoch {epoch}"),
@@ -111,7 +111,7 @@ fn announce(run: &PreparedRun, options: &TrainOptions, dashboard: bool) {
         let epochs = run.config.training.epochs;
         println!(
             "training {} on {} for {epochs} epoch{} ({} training, {held_out} images)",
-            options.config_path.display(),
+            run.config_path.display(),
             run.device.description,
             plural(epochs),
             data.train.len(),

@@ -258,3 +258,21 @@ fn eval_scores_a_run_on_the_test_set() {
         .unwrap();
     assert_one_line_error(&output, &["model.bpk", "config.toml", "does not match"]);
 }
+
+/// `infer DIR | head -1`: the reader goes away before the output is written.
+#[test]
+fn a_closed_pipe_ends_the_run_without_a_panic() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_infer"))
+        .arg("data/digits")
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the infer binary runs");
+    // Closed before the model has even loaded, so every write meets a broken pipe.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.status.success(), "{stderr}");
+}

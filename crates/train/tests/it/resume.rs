@@ -97,20 +97,24 @@ fn a_run_killed_mid_epoch_resumes_to_the_end() {
     let output = train_command(&["--resume", "--artifact-dir", run.to_str().unwrap()])
         .output()
         .unwrap();
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("resuming"), "{stdout}");
+    // The recipe a resumed run follows is the one saved with it, and it says so.
+    let saved = run.join("config.toml");
     assert!(
-        text(&output.stdout).contains("resuming"),
-        "{}",
-        text(&output.stdout)
+        stdout.contains(&format!("training {} on", saved.display())),
+        "{stdout}"
     );
     assert_finished(&run, &output);
 }
 
-#[test]
-fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
+/// Stops a run after its first epoch with `signal`, checks that it says how to resume, and
+/// resumes it to the end.
+fn stop_with_signal_and_resume(signal: &str, name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (child, run) = start_after_first_epoch(dir.path());
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -119,6 +123,10 @@ fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
     assert!(
         !output.status.success(),
         "an interrupted run is not a success"
+    );
+    assert!(
+        stderr.contains(&format!("training stopped ({name})")),
+        "{stderr}"
     );
     assert!(
         stderr.contains("resume with: cargo xtask train --resume --artifact-dir"),
@@ -130,6 +138,17 @@ fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
         .output()
         .unwrap();
     assert_finished(&run, &output);
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
+    stop_with_signal_and_resume("-INT", "Ctrl-C");
+}
+
+/// What service managers and containers send to stop a process.
+#[test]
+fn sigterm_stops_cleanly_and_says_how_to_resume() {
+    stop_with_signal_and_resume("-TERM", "SIGTERM");
 }
 
 #[test]
