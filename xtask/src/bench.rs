@@ -32,6 +32,12 @@ pub struct Args {
     /// Skip training; time inference only.
     #[arg(long)]
     no_train: bool,
+    /// Also load the HTTP server (`serve`) with 1, 8 and 64 concurrent clients.
+    #[arg(long)]
+    serve: bool,
+    /// Requests per load level with `--serve`.
+    #[arg(long, default_value_t = 5000)]
+    requests: usize,
 }
 
 /// A finished child process: wall time, peak resident memory and what it printed.
@@ -69,6 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "train",
         "--package",
         "infer",
+        "--package",
+        "serve",
     ]
     .map(String::from)
     .into();
@@ -81,6 +89,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         rows.push(String::new());
     }
     rows.extend(inference_table(&args, scratch.path())?);
+    if args.serve {
+        rows.push(String::new());
+        rows.extend(serve_table(&args)?);
+    }
     for row in rows {
         println!("{row}");
     }
@@ -181,6 +193,82 @@ fn inference_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<String>> {
         megabytes(measured.peak_bytes)
     ));
     Ok(rows)
+}
+
+/// `serve` on this machine under 1, 8 and 64 concurrent clients, each posting the sample
+/// digits round-robin on one keep-alive connection; then its peak memory.
+fn serve_table(args: &Args) -> anyhow::Result<Vec<String>> {
+    let payloads = sample_payloads()?;
+    let mut server = Command::new(binary("serve"))
+        .args(["--addr", "127.0.0.1:0", "--backend", &args.backend])
+        .current_dir(workspace_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start serve")?;
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().context("no stdout")?),
+        &mut first,
+    )?;
+    let addr: std::net::SocketAddr = first
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("http://"))
+        .and_then(|address| address.trim_end_matches('/').parse().ok())
+        .with_context(|| format!("serve printed no address: {first:?}"))?;
+    let limit = Duration::from_secs(120);
+    // Warm-up: the first requests fault pages in and start the thread pools.
+    crate::load::run(addr, &payloads, 8, 500, limit);
+    let mut rows = vec![
+        format!(
+            "| serve, {} ({} requests per row) | classifications/s | p50 | p99 | errors |",
+            args.backend, args.requests
+        ),
+        "| --- | --- | --- | --- | --- |".to_string(),
+    ];
+    for clients in [1, 8, 64] {
+        let load = crate::load::run(addr, &payloads, clients, args.requests, limit);
+        rows.push(format!(
+            "| {clients} concurrent client{} | {:.0} | {:.2} ms | {:.2} ms | {} |",
+            if clients == 1 { "" } else { "s" },
+            load.rate(),
+            load.percentile(0.5),
+            load.percentile(0.99),
+            load.errors
+        ));
+    }
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()?;
+    let (status, peak) = wait_with_peak_memory(server)?;
+    if !status.success() {
+        bail!("serve did not stop cleanly ({status})");
+    }
+    rows.push(String::new());
+    rows.push(format!("serve's peak memory: {}", megabytes(peak)));
+    Ok(rows)
+}
+
+/// The bytes of every sample image in `data/digits`.
+fn sample_payloads() -> anyhow::Result<Vec<Vec<u8>>> {
+    let samples = sample_paths()?;
+    samples
+        .iter()
+        .map(|path| std::fs::read(path).with_context(|| format!("{}: cannot read", path.display())))
+        .collect()
+}
+
+/// The sample images in `data/digits`, sorted.
+fn sample_paths() -> anyhow::Result<Vec<PathBuf>> {
+    let mut samples: Vec<PathBuf> = std::fs::read_dir(workspace_root().join("data/digits"))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    samples.retain(|path| path.extension().is_some_and(|e| e != "md"));
+    samples.sort();
+    if samples.is_empty() {
+        bail!("data/digits holds no sample images");
+    }
+    Ok(samples)
 }
 
 impl Trainer {
@@ -394,14 +482,7 @@ fn read_columns<const N: usize>(path: &Path, names: [&str; N]) -> anyhow::Result
 /// Copies the sample digits round-robin into `dir` until it holds `count` images.
 fn fill_folder(dir: &Path, count: usize) -> anyhow::Result<usize> {
     std::fs::create_dir_all(dir)?;
-    let mut samples: Vec<PathBuf> = std::fs::read_dir(workspace_root().join("data/digits"))?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    samples.retain(|path| path.extension().is_some_and(|e| e != "md"));
-    samples.sort();
-    if samples.is_empty() {
-        bail!("data/digits holds no sample images");
-    }
+    let samples = sample_paths()?;
     for i in 0..count {
         let sample = &samples[i % samples.len()];
         let extension = sample.extension().and_then(|e| e.to_str()).unwrap_or("png");

@@ -6,6 +6,7 @@
 
 mod bench;
 mod forward;
+mod load;
 #[cfg(test)]
 mod tidy;
 
@@ -33,7 +34,8 @@ enum Task {
     /// the flags are the `export` binary's (`--help`).
     #[command(disable_help_flag = true)]
     Export(forward::Args),
-    /// Time training and inference, with peak memory, as a markdown table.
+    /// Time training, inference and (with `--serve`) the HTTP server, with peak memory, as
+    /// markdown tables.
     Bench(bench::Args),
 }
 

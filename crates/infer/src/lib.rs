@@ -15,9 +15,9 @@ pub use classify::{ClassifyError, DigitClassifier, Prediction};
 pub use evaluation::{Evaluation, Misclassified};
 pub use files::{
     Classified, FileResult, IMAGE_EXTENSIONS, InputError, classify_files, collect_images,
-    save_preprocessed,
+    preprocessed_png, save_preprocessed,
 };
-pub use loading::{DEFAULT_DATA_DIR, LoadError, ModelSource, run_data_dir};
+pub use loading::{DEFAULT_DATA_DIR, LoadError, ModelInfo, ModelSource, run_data_dir};
 
 /// How this crate's binaries end: success, or the error on one line, with its causes when
 /// it is an `anyhow` error (`error: cannot load the model: FILE: ...`), and a failing status.

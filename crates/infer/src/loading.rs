@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 /// classify without training first, and the config that run saved beside them.
 const SHIPPED_MODEL: &[u8] = include_bytes!("../model/model.bpk");
 const SHIPPED_CONFIG: &str = include_str!("../model/config.toml");
+/// The shipped model's test figures, as `cargo xtask eval --artifact-dir crates/infer/model`
+/// printed them.
+const SHIPPED_SUMMARY: &str = include_str!("../model/summary.json");
 
 /// How the shipped model's files are named in errors.
 const SHIPPED_MODEL_NAME: &str = "<shipped model>";
@@ -74,6 +77,47 @@ impl ModelSource {
             Self::RunDir(dir) => dir.join("model.bpk").display().to_string(),
             Self::Weights(path) => path.display().to_string(),
         }
+    }
+}
+
+/// What is known of a model before it classifies anything: for people, and for `/api/model`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelInfo {
+    /// Where the weights come from, as [`ModelSource::describe`] says.
+    pub source: String,
+    /// The network's architecture.
+    pub config: CnnConfig,
+    /// The test accuracy (percent) its run recorded in `summary.json`, when there is one.
+    pub test_accuracy: Option<f64>,
+}
+
+impl ModelSource {
+    /// The model's architecture and recorded test accuracy. PyTorch weights are the
+    /// tutorial's network and come with no record.
+    pub fn info(&self) -> Result<ModelInfo, LoadError> {
+        let recorded = |text: &str| {
+            serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|summary| summary["test_accuracy"].as_f64())
+        };
+        let (config, test_accuracy) = match self {
+            Self::Shipped => (
+                RunFile::parse(SHIPPED_CONFIG, Path::new(SHIPPED_CONFIG_NAME))?.model,
+                recorded(SHIPPED_SUMMARY),
+            ),
+            Self::RunDir(dir) => (
+                RunFile::read(&dir.join("config.toml"))?.model,
+                std::fs::read_to_string(dir.join("summary.json"))
+                    .ok()
+                    .and_then(|text| recorded(&text)),
+            ),
+            Self::Weights(_) => (CnnConfig::new(), None),
+        };
+        Ok(ModelInfo {
+            source: self.describe(),
+            config,
+            test_accuracy,
+        })
     }
 }
 
@@ -223,6 +267,18 @@ mod tests {
         );
         assert!(error.contains("conv1_channel"), "{error}");
         assert!(!error.contains('\n'), "{error}");
+    }
+
+    #[test]
+    fn the_shipped_model_says_what_it_is_and_how_it_scored() {
+        let info = ModelSource::Shipped.info().unwrap();
+        assert_eq!(info.config.input_std, 0.3081);
+        assert_eq!(info.test_accuracy, Some(99.3));
+        let weights = ModelSource::Weights("w.pt".into()).info().unwrap();
+        assert_eq!(
+            (weights.config, weights.test_accuracy),
+            (CnnConfig::new(), None)
+        );
     }
 
     #[test]

@@ -1,0 +1,102 @@
+//! `serve`: the drawing page and the JSON API on one address, with the shipped model, a
+//! training run's, or PyTorch weights.
+
+use anyhow::Context;
+use clap::Parser;
+use infer::{DigitClassifier, ModelSource};
+use model::BackendKind;
+use serve::api::AppState;
+use serve::batcher::Batcher;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Serve the network: a page to draw digits on, and an HTTP API to classify images.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// A training run's artifact directory [default: the model shipped in this binary].
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// A PyTorch state_dict of the tutorial's model instead (.pt, .pth or .safetensors).
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    weights: Option<PathBuf>,
+    /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU); the last two only in a
+    /// build with that cargo feature (`--features wgpu`).
+    #[arg(long, default_value = "flex")]
+    backend: BackendKind,
+    /// Where to listen. Only this machine can connect unless you choose another interface,
+    /// e.g. `--addr 0.0.0.0:8080` for every network this machine is on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Largest request body accepted, in megabytes.
+    #[arg(long, value_name = "MB", default_value_t = 8)]
+    max_body_mb: usize,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let source = match (cli.model, cli.weights) {
+        (Some(dir), _) => ModelSource::RunDir(dir),
+        (None, Some(file)) => ModelSource::Weights(file),
+        (None, None) => ModelSource::Shipped,
+    };
+    let ready = cli.backend.init()?;
+    let info = source.info().context("cannot load the model")?;
+    let classifier =
+        DigitClassifier::load(&source, ready.device).context("cannot load the model")?;
+    let state = AppState {
+        batcher: Batcher::start(classifier),
+        model: info,
+        body_limit: cli.max_body_mb.saturating_mul(1024 * 1024),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(cli.addr)
+            .await
+            .with_context(|| format!("{}: cannot listen", cli.addr))?;
+        let address = listener.local_addr()?;
+        // The first line on stdout is the address, for people and for scripts (port 0 picks
+        // a free port).
+        println!(
+            "serving {} on http://{address}/ ({})",
+            source.describe(),
+            ready.description
+        );
+        serve::serve(listener, serve::app(state), shutdown_signal()).await?;
+        eprintln!("stopped");
+        Ok(())
+    })
+}
+
+/// Ctrl-C or SIGTERM (what service managers and containers send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    eprintln!("shutting down: finishing the requests in flight");
+}

@@ -1,0 +1,241 @@
+//! The page in a real browser: headless Chromium driven through WebDriver (chromedriver),
+//! drawing with pointer events and picking files as a person would.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them when absent); set
+//! `CHROMIUM` and `CHROMEDRIVER` to use others. `MNIST_BURN_SCREENSHOT=FILE` also saves a
+//! screenshot of the page after drawing.
+
+use crate::{Server, digit_of, samples};
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// WebDriver's key for an element reference in JSON.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A chromedriver process and one headless Chromium session on it.
+struct Browser {
+    driver: Child,
+    /// `http://127.0.0.1:PORT/session/ID`.
+    session: String,
+    http: ureq::Agent,
+}
+
+impl Browser {
+    fn start() -> Self {
+        let chromedriver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap()
+            .port();
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{chromedriver}: {e}; install chromium and chromium-driver (.ci/run does)")
+            });
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while http.get(format!("{base}/status")).call().is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=900,760"],
+            },
+        }}});
+        let mut browser = Self {
+            driver,
+            session: base.clone(),
+            http,
+        };
+        let created = browser.send("POST", "/session", Some(capabilities));
+        let id = created["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{created}"));
+        browser.session = format!("{base}/session/{id}");
+        browser
+    }
+
+    /// One WebDriver command; its `value`.
+    fn send(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.session);
+        let response = match method {
+            "GET" => self.http.get(&url).call(),
+            "DELETE" => self.http.delete(&url).call(),
+            _ => self
+                .http
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(body.unwrap_or_else(|| json!({})).to_string()),
+        }
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.into_body().read_to_string().unwrap();
+        let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!(status, 200, "{method} {path}: {value}");
+        value["value"].clone()
+    }
+
+    fn open(&self, url: &str) {
+        self.send("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    fn find(&self, css: &str) -> String {
+        let found = self.send(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("{css}: {found}"))
+            .to_string()
+    }
+
+    fn text(&self, css: &str) -> String {
+        let element = self.find(css);
+        let text = self.send("GET", &format!("/element/{element}/text"), None);
+        text.as_str().unwrap_or_default().to_string()
+    }
+
+    fn click(&self, css: &str) {
+        let element = self.find(css);
+        self.send("POST", &format!("/element/{element}/click"), None);
+    }
+
+    /// Sets a file input's file, as picking it in the dialog would.
+    fn pick_file(&self, css: &str, path: &std::path::Path) {
+        let element = self.find(css);
+        let text = path.to_str().unwrap();
+        self.send(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    /// Draws a stroke through `points` (pixels from the centre of the element `css`) with a
+    /// pointer of `kind` (`mouse`, `pen` or `touch`).
+    fn stroke(&self, css: &str, kind: &str, points: &[(i64, i64)]) {
+        let element = self.find(css);
+        let origin = json!({ (ELEMENT): element });
+        let mut actions = vec![
+            json!({"type": "pointerMove", "duration": 0, "origin": origin,
+                                      "x": points[0].0, "y": points[0].1}),
+        ];
+        actions.push(json!({"type": "pointerDown", "button": 0}));
+        for &(x, y) in &points[1..] {
+            actions.push(
+                json!({"type": "pointerMove", "duration": 40, "origin": origin,
+                                "x": x, "y": y}),
+            );
+        }
+        actions.push(json!({"type": "pointerUp", "button": 0}));
+        let sequence = json!({"actions": [{"type": "pointer", "id": kind,
+                                           "parameters": {"pointerType": kind},
+                                           "actions": actions}]});
+        self.send("POST", "/actions", Some(sequence));
+        self.send("DELETE", "/actions", None);
+    }
+
+    /// Waits until the text of `css` is `expected`; returns the last text seen.
+    fn wait_for_text(&self, css: &str, expected: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.text(css);
+            if text == expected || started.elapsed() > Duration::from_secs(10) {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let encoded = self.send("GET", "/screenshot", None);
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap())
+            .unwrap()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.http.delete(&self.session).call();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// A stroke through `corners`, with points every few pixels (a hand's stroke is many
+/// pointer moves, and the page draws segments between them).
+fn path(corners: &[(i64, i64)]) -> Vec<(i64, i64)> {
+    let mut points = vec![corners[0]];
+    for pair in corners.windows(2) {
+        let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
+        let steps = ((x1 - x0).abs().max((y1 - y0).abs()) / 12).max(1);
+        for step in 1..=steps {
+            points.push((x0 + (x1 - x0) * step / steps, y0 + (y1 - y0) * step / steps));
+        }
+    }
+    points
+}
+
+#[test]
+fn the_page_names_drawn_digits_and_picked_files() {
+    let server = Server::start(&[]);
+    let browser = Browser::start();
+    browser.open(&server.url);
+    assert_eq!(
+        browser.text("#digit"),
+        "",
+        "nothing is predicted before drawing"
+    );
+
+    // A one, drawn with a pen; then a seven, with a mouse.
+    browser.stroke("#pad", "pen", &path(&[(5, -105), (0, 105)]));
+    assert_eq!(browser.wait_for_text("#digit", "1"), "1");
+    browser.click("#clear");
+    assert_eq!(
+        browser.text("#digit"),
+        "",
+        "clearing forgets the prediction"
+    );
+    browser.stroke(
+        "#pad",
+        "mouse",
+        &path(&[(-75, -95), (75, -95), (50, -40), (10, 40), (-10, 105)]),
+    );
+    assert_eq!(browser.wait_for_text("#digit", "7"), "7");
+    if let Ok(file) = std::env::var("MNIST_BURN_SCREENSHOT") {
+        std::fs::write(file, browser.screenshot()).unwrap();
+    }
+    assert_eq!(&browser.screenshot()[1..4], b"PNG");
+
+    for sample in samples() {
+        browser.click("#clear");
+        browser.pick_file("#file", &sample.canonicalize().unwrap());
+        let expected = digit_of(&sample).to_string();
+        assert_eq!(
+            browser.wait_for_text("#digit", &expected),
+            expected,
+            "{}",
+            sample.display()
+        );
+    }
+}

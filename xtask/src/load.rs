@@ -1,0 +1,156 @@
+//! A small HTTP load generator for `bench --serve`: N clients, each on one keep-alive
+//! connection to 127.0.0.1, posting images to `/api/classify` as fast as answers come back.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// What one load level measured.
+pub struct Load {
+    /// Requests answered with 200.
+    pub ok: usize,
+    /// Requests answered otherwise, or lost with their connection.
+    pub errors: usize,
+    /// Wall-clock seconds from the first request to the last answer.
+    pub seconds: f64,
+    /// Each successful request's latency, in milliseconds, sorted.
+    pub latencies_ms: Vec<f64>,
+}
+
+impl Load {
+    /// Successful classifications per second.
+    pub fn rate(&self) -> f64 {
+        self.ok as f64 / self.seconds.max(1e-9)
+    }
+
+    /// The latency below which a share `q` of the requests finished.
+    pub fn percentile(&self, q: f64) -> f64 {
+        if self.latencies_ms.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((self.latencies_ms.len() as f64 * q).ceil() as usize).max(1) - 1;
+        self.latencies_ms[rank.min(self.latencies_ms.len() - 1)]
+    }
+}
+
+/// Sends `requests` POSTs of `payloads` (round-robin) from `clients` connections at once,
+/// stopping early at `limit`.
+pub fn run(
+    addr: SocketAddr,
+    payloads: &[Vec<u8>],
+    clients: usize,
+    requests: usize,
+    limit: Duration,
+) -> Load {
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    let results: Vec<(Vec<f64>, usize)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients)
+            .map(|_| scope.spawn(|| client(addr, payloads, &next, requests, started + limit)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().unwrap_or_default())
+            .collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let mut latencies_ms: Vec<f64> = results.iter().flat_map(|(l, _)| l.clone()).collect();
+    latencies_ms.sort_by(f64::total_cmp);
+    Load {
+        ok: latencies_ms.len(),
+        errors: results.iter().map(|(_, errors)| errors).sum(),
+        seconds,
+        latencies_ms,
+    }
+}
+
+/// One client: takes request numbers until they run out or time does; its latencies and
+/// errors.
+fn client(
+    addr: SocketAddr,
+    payloads: &[Vec<u8>],
+    next: &AtomicUsize,
+    requests: usize,
+    deadline: Instant,
+) -> (Vec<f64>, usize) {
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    let mut connection = None;
+    loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        if index >= requests || Instant::now() > deadline {
+            return (latencies, errors);
+        }
+        let payload = &payloads[index % payloads.len()];
+        let started = Instant::now();
+        let stream = match connection.take() {
+            Some(stream) => Ok(stream),
+            None => TcpStream::connect(addr).map(BufReader::new),
+        };
+        match stream.and_then(|mut stream| post(&mut stream, payload).map(|s| (s, stream))) {
+            Ok((200, stream)) => {
+                latencies.push(started.elapsed().as_secs_f64() * 1e3);
+                connection = Some(stream);
+            }
+            Ok((_, stream)) => {
+                errors += 1;
+                connection = Some(stream);
+            }
+            Err(_) => errors += 1,
+        }
+    }
+}
+
+/// One `POST /api/classify` on a keep-alive connection; the answer's status.
+fn post(stream: &mut BufReader<TcpStream>, body: &[u8]) -> std::io::Result<u16> {
+    let head = format!(
+        "POST /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let socket = stream.get_mut();
+    socket.write_all(head.as_bytes())?;
+    socket.write_all(body)?;
+    let mut line = String::new();
+    stream.read_line(&mut line)?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:?}")))?;
+    let mut length = 0;
+    loop {
+        line.clear();
+        stream.read_line(&mut line)?;
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut answer = vec![0; length];
+    stream.read_exact(&mut answer)?;
+    Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_read_from_the_sorted_latencies() {
+        let load = Load {
+            ok: 100,
+            errors: 0,
+            seconds: 2.0,
+            latencies_ms: (1..=100).map(f64::from).collect(),
+        };
+        assert_eq!(load.rate(), 50.0);
+        assert_eq!(load.percentile(0.5), 50.0);
+        assert_eq!(load.percentile(0.99), 99.0);
+        assert_eq!(load.percentile(1.0), 100.0);
+    }
+}
