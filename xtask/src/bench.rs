@@ -38,6 +38,9 @@ pub struct Args {
     /// Requests per load level with `--serve`.
     #[arg(long, default_value_t = 5000)]
     requests: usize,
+    /// With `--serve`, post only this image instead of every sample digit in turn.
+    #[arg(long, value_name = "FILE")]
+    serve_image: Option<PathBuf>,
 }
 
 /// A finished child process: wall time, peak resident memory and what it printed.
@@ -198,7 +201,12 @@ fn inference_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<String>> {
 /// `serve` on this machine under 1, 8 and 64 concurrent clients, each posting the sample
 /// digits round-robin on one keep-alive connection; then its peak memory.
 fn serve_table(args: &Args) -> anyhow::Result<Vec<String>> {
-    let payloads = sample_payloads()?;
+    let payloads = match &args.serve_image {
+        Some(path) => {
+            vec![std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?]
+        }
+        None => sample_payloads()?,
+    };
     let mut server = Command::new(binary("serve"))
         .args(["--addr", "127.0.0.1:0", "--backend", &args.backend])
         .current_dir(workspace_root())
@@ -221,8 +229,12 @@ fn serve_table(args: &Args) -> anyhow::Result<Vec<String>> {
     crate::load::run(addr, &payloads, 8, 500, limit);
     let mut rows = vec![
         format!(
-            "| serve, {} ({} requests per row) | classifications/s | p50 | p99 | errors |",
-            args.backend, args.requests
+            "| serve, {}, {} ({} requests per row) | classifications/s | p50 | p99 | errors |",
+            args.backend,
+            args.serve_image
+                .as_ref()
+                .map_or_else(|| "the sample digits".into(), |p| p.display().to_string()),
+            args.requests
         ),
         "| --- | --- | --- | --- | --- |".to_string(),
     ];

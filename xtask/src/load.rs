@@ -85,7 +85,10 @@ fn client(
         let started = Instant::now();
         let stream = match connection.take() {
             Some(stream) => Ok(stream),
-            None => TcpStream::connect(addr).map(BufReader::new),
+            None => TcpStream::connect(addr).and_then(|stream| {
+                stream.set_nodelay(true)?;
+                Ok(BufReader::new(stream))
+            }),
         };
         match stream.and_then(|mut stream| post(&mut stream, payload).map(|s| (s, stream))) {
             Ok((200, stream)) => {
@@ -103,14 +106,15 @@ fn client(
 
 /// One `POST /api/classify` on a keep-alive connection; the answer's status.
 fn post(stream: &mut BufReader<TcpStream>, body: &[u8]) -> std::io::Result<u16> {
-    let head = format!(
+    let mut request = format!(
         "POST /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n\
          Content-Length: {}\r\n\r\n",
         body.len()
-    );
-    let socket = stream.get_mut();
-    socket.write_all(head.as_bytes())?;
-    socket.write_all(body)?;
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    // One write: the server sees the whole request at once.
+    stream.get_mut().write_all(&request)?;
     let mut line = String::new();
     stream.read_line(&mut line)?;
     let status = line

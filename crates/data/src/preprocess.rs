@@ -107,10 +107,10 @@ fn ink_intensity(image: &DynamicImage) -> Option<(GrayImage, u8)> {
     let grey = flatten_to_grey(image);
     // The border is mostly paper: its median tells the paper's shade, hence the polarity.
     let ink_is_dark = median(border(&grey)) >= 128;
-    let mut ink = GrayImage::from_fn(grey.width(), grey.height(), |x, y| {
-        let g = grey.get_pixel(x, y)[0];
-        Luma([if ink_is_dark { 255 - g } else { g }])
-    });
+    let mut ink = grey;
+    if ink_is_dark {
+        ink.iter_mut().for_each(|value| *value = 255 - *value);
+    }
     let histogram = histogram(&ink);
     let (low, high) = (percentile(&histogram, 0.01), percentile(&histogram, 0.999));
     if f32::from(high) - f32::from(low) < MIN_CONTRAST {
@@ -127,9 +127,11 @@ fn ink_intensity(image: &DynamicImage) -> Option<(GrayImage, u8)> {
         let v = (f32::from(v) - paper_level) / span;
         (v.clamp(0.0, 1.0) * 255.0).round() as u8
     };
-    for pixel in ink.pixels_mut() {
-        pixel[0] = stretch(pixel[0]);
-    }
+    // Every pixel maps through one 256-entry table: the same values, without a float
+    // rounding per pixel.
+    let table: [u8; 256] = std::array::from_fn(|value| stretch(value as u8));
+    ink.iter_mut()
+        .for_each(|value| *value = table[usize::from(*value)]);
     Some((ink, stretch(threshold)))
 }
 

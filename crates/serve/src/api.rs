@@ -22,6 +22,9 @@ pub struct AppState {
     pub model: ModelInfo,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Images decoded at once: one per core. More would only share the cores, and every
+    /// request would wait longer.
+    pub decoding: tokio::sync::Semaphore,
 }
 
 /// A failed request: its status and a one-line reason, sent as `{"error": "..."}`.
@@ -74,12 +77,18 @@ pub async fn classify(
     if image.is_empty() {
         return Err(ApiError::bad_request(format!("{name}: empty image")));
     }
-    // Decoding and preprocessing are CPU work: off the async threads, on all cores.
+    // Decoding and preprocessing are CPU work: off the async threads, one image per core.
+    let permit = state
+        .decoding
+        .acquire()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     let pixels =
         tokio::task::spawn_blocking(move || data::preprocess_bytes(&image, Path::new(&name)))
             .await
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    drop(permit);
     let prediction = state
         .batcher
         .classify(pixels)

@@ -13,6 +13,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::{Html, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -65,6 +66,11 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Answers go out at once: with Nagle's algorithm a small answer can wait for the client's
+    // delayed acknowledgement, 40 ms per request on Linux.
+    let listener = listener.tap_io(|connection| {
+        let _ = connection.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -58,6 +58,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         batcher: Batcher::start(classifier),
         model: info,
         body_limit: cli.max_body_mb.saturating_mul(1024 * 1024),
+        decoding: tokio::sync::Semaphore::new(
+            2 * std::thread::available_parallelism().map_or(2, usize::from),
+        ),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
