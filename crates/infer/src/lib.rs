@@ -5,6 +5,7 @@
 //! and `export` binaries, training's final score and any server built on this crate agree.
 
 mod classify;
+pub mod cli;
 mod evaluation;
 pub mod figures;
 mod files;

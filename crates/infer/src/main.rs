@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use clap::Parser;
-use infer::{DigitClassifier, FileResult, ModelSource, classify_files, output};
+use infer::cli::ModelArgs;
+use infer::{DigitClassifier, FileResult, classify_files, output};
 use model::BackendKind;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -15,17 +16,8 @@ struct Cli {
     /// Image files (PNG, JPEG, BMP, GIF, WebP, TIFF) and directories of them.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// A training run's artifact directory [default: the model shipped in this binary].
-    #[arg(long, value_name = "DIR")]
-    model: Option<PathBuf>,
-    /// A PyTorch state_dict of the tutorial's model instead (.pt, .pth or .safetensors),
-    /// fed `ToTensor()` inputs as in the tutorial.
-    #[arg(long, value_name = "FILE", conflicts_with = "model")]
-    weights: Option<PathBuf>,
-    /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU); the last two only in a
-    /// build with that cargo feature (`--features wgpu`).
-    #[arg(long, default_value = "flex")]
-    backend: BackendKind,
+    #[command(flatten)]
+    model: ModelArgs,
     /// One JSON object per line instead of the human format.
     #[arg(long)]
     json: bool,
@@ -50,13 +42,9 @@ fn main() -> ExitCode {
 
 /// Classifies every input; returns whether all of them could be classified.
 fn run(cli: Cli) -> anyhow::Result<bool> {
-    let source = match (&cli.model, &cli.weights) {
-        (Some(dir), _) => ModelSource::RunDir(dir.clone()),
-        (None, Some(file)) => ModelSource::Weights(file.clone()),
-        (None, None) => ModelSource::Shipped,
-    };
-    let ready = cli.backend.init()?;
-    if cli.backend == BackendKind::Wgpu {
+    let source = cli.model.source();
+    let ready = cli.model.backend.init()?;
+    if cli.model.backend == BackendKind::Wgpu {
         eprintln!("using {}", ready.description);
         eprintln!(
             "the first run compiles wgpu's kernels (slow on a software driver); later runs reuse them"

@@ -3,28 +3,19 @@
 
 use anyhow::Context;
 use clap::Parser;
-use infer::{DigitClassifier, ModelSource};
-use model::BackendKind;
+use infer::DigitClassifier;
+use infer::cli::ModelArgs;
 use serve::api::AppState;
 use serve::batcher::Batcher;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Serve the network: a page to draw digits on, and an HTTP API to classify images.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
-    /// A training run's artifact directory [default: the model shipped in this binary].
-    #[arg(long, value_name = "DIR")]
-    model: Option<PathBuf>,
-    /// A PyTorch state_dict of the tutorial's model instead (.pt, .pth or .safetensors).
-    #[arg(long, value_name = "FILE", conflicts_with = "model")]
-    weights: Option<PathBuf>,
-    /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU); the last two only in a
-    /// build with that cargo feature (`--features wgpu`).
-    #[arg(long, default_value = "flex")]
-    backend: BackendKind,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Where to listen. Only this machine can connect unless you choose another interface,
     /// e.g. `--addr 0.0.0.0:8080` for every network this machine is on.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -45,12 +36,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let source = match (cli.model, cli.weights) {
-        (Some(dir), _) => ModelSource::RunDir(dir),
-        (None, Some(file)) => ModelSource::Weights(file),
-        (None, None) => ModelSource::Shipped,
-    };
-    let ready = cli.backend.init()?;
+    let source = cli.model.source();
+    let ready = cli.model.backend.init()?;
     let info = source.info().context("cannot load the model")?;
     let classifier =
         DigitClassifier::load(&source, ready.device).context("cannot load the model")?;

@@ -1,0 +1,33 @@
+//! The flags that choose a model and a backend, shared by the binaries that classify (`infer`
+//! and `serve`), so they are defined once.
+
+use crate::loading::ModelSource;
+use model::BackendKind;
+use std::path::PathBuf;
+
+/// `--model DIR | --weights FILE` and `--backend NAME`, for `#[command(flatten)]`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A training run's artifact directory [default: the model shipped in this binary].
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// A PyTorch state_dict of the tutorial's model instead (.pt, .pth or .safetensors),
+    /// fed `ToTensor()` inputs as in the tutorial.
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    pub weights: Option<PathBuf>,
+    /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU); the last two only in a
+    /// build with that cargo feature (`--features wgpu`).
+    #[arg(long, default_value = "flex")]
+    pub backend: BackendKind,
+}
+
+impl ModelArgs {
+    /// Where the weights come from: `--model`, `--weights`, or the shipped model.
+    pub fn source(&self) -> ModelSource {
+        match (&self.model, &self.weights) {
+            (Some(dir), _) => ModelSource::RunDir(dir.clone()),
+            (None, Some(file)) => ModelSource::Weights(file.clone()),
+            (None, None) => ModelSource::Shipped,
+        }
+    }
+}
