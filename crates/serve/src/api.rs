@@ -3,7 +3,7 @@
 
 use crate::batcher::Batcher;
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use infer::{ModelInfo, Prediction};
 use serde_json::{Value, json};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// What every request can reach.
@@ -142,16 +143,7 @@ fn upload_kind(request: &Request) -> Result<Upload, ApiError> {
 async fn read_image(request: Request, limit: usize) -> Result<(String, Bytes), ApiError> {
     let kind = upload_kind(&request)?;
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if e.to_string().contains("length limit") {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body is over the limit of {limit} bytes"),
-            )
-        } else {
-            ApiError::bad_request(format!("cannot read the body: {e}"))
-        }
-    })?;
+    let bytes = read_body(body, limit).await?;
     match kind {
         Upload::Raw => Ok(("request body".into(), bytes)),
         Upload::Form => {
@@ -159,6 +151,36 @@ async fn read_image(request: Request, limit: usize) -> Result<(String, Bytes), A
             form_file(request).await
         }
     }
+}
+
+/// The body, up to `limit` bytes.
+///
+/// A body over the limit is still read to its end, up to `limit` more bytes that are thrown
+/// away, before the 413 goes out: a connection closed with data left unread is reset by the
+/// kernel, and the client would lose the answer.
+async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        if total <= limit {
+            kept.extend_from_slice(&data);
+        } else if total > limit.saturating_mul(2) {
+            break;
+        }
+    }
+    if total > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over the limit of {limit} bytes"),
+        ));
+    }
+    Ok(Bytes::from(kept))
 }
 
 /// The one file of a multipart form.
