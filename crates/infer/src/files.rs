@@ -127,9 +127,8 @@ pub fn classify_files(
 }
 
 /// Writes a preprocessed 28×28 input as a grey PNG, to show what the network saw.
-pub fn save_preprocessed(pixels: &[u8; PIXELS], path: &Path) -> image::ImageResult<()> {
-    let side = model::IMAGE_SIDE as u32;
-    image::save_buffer(path, pixels, side, side, image::ColorType::L8)
+pub fn save_preprocessed(pixels: &[u8; PIXELS], path: &Path) -> std::io::Result<()> {
+    data::write_atomic(path, &preprocessed_png(pixels))
 }
 
 /// A preprocessed 28×28 input as the bytes of a grey PNG file.

@@ -36,7 +36,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/model", get(api::model))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
-        // The classify handler reads the body under its own limit, to answer 413 in JSON.
+        // The classify handler reads the raw body under this limit itself, to answer 413 in
+        // JSON; the layer raises the multipart reader's own limit (2 MB) to the same figure.
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(log_request))
         .with_state(Arc::new(state))

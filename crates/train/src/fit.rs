@@ -58,6 +58,11 @@ pub(crate) struct Fitted {
 }
 
 impl FitPlan<'_> {
+    /// Optimizer steps in an epoch over `train_images` (the last batch may be short).
+    fn batches_per_epoch(&self, train_images: usize) -> usize {
+        train_images.div_ceil(self.config.training.batch_size)
+    }
+
     fn checkpoint_dir(&self) -> PathBuf {
         self.artifact_dir.join("checkpoint")
     }
@@ -95,7 +100,7 @@ impl FitPlan<'_> {
         autodiff: &Device,
     ) -> (SupervisedTraining<Classifier>, SharedRows) {
         let batch_size = self.config.training.batch_size;
-        let batches_done = self.resume_from.unwrap_or(0) * train.len().div_ceil(batch_size);
+        let batches_done = self.resume_from.unwrap_or(0) * self.batches_per_epoch(train.len());
         let train_batcher = match self.config.augmentation.augmentation() {
             Some(augmentation) => {
                 MnistBatcher::augmented(augmentation, self.config.seed, batches_done as u64)
@@ -172,8 +177,7 @@ impl FitPlan<'_> {
                 (o.weight_decay > 0.0).then(|| WeightDecayConfig::new(o.weight_decay)),
             )
             .init();
-        let batches = train_images.div_ceil(self.config.training.batch_size);
-        let steps = self.config.training.epochs * batches;
+        let steps = self.config.training.epochs * self.batches_per_epoch(train_images);
         let schedule = learning_rate_schedule(o, steps)
             .map_err(|e| TrainError::file(self.config_path, format!("`optimizer`: {e}")))?;
         Ok(Learner::new(classifier, optimizer, schedule))
