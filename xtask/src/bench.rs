@@ -32,7 +32,9 @@ pub struct Args {
     /// Skip training; time inference only.
     #[arg(long)]
     no_train: bool,
-    /// Also load the HTTP server (`serve`) with 1, 8 and 64 concurrent clients.
+    /// Also load the HTTP server (`serve`) with 1, 8 and 64 concurrent clients; with
+    /// `--pytorch`, the tutorial's model behind FastAPI too (`scripts/pytorch_serve.py`, which
+    /// needs fastapi, uvicorn and Pillow besides torch).
     #[arg(long)]
     serve: bool,
     /// Requests per load level with `--serve`.
@@ -94,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     rows.extend(inference_table(&args, scratch.path())?);
     if args.serve {
         rows.push(String::new());
-        rows.extend(serve_table(&args)?);
+        rows.extend(serve_table(&args, scratch.path())?);
     }
     for row in rows {
         println!("{row}");
@@ -180,40 +182,135 @@ fn inference_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<String>> {
         megabytes(one_peak)
     ));
 
-    let folder = scratch.join("digits");
-    let count = fill_folder(&folder, 1000)?;
+    let samples = scratch.join("digits");
+    let count = fill_folder(&samples, 1000)?;
+    rows.push(infer_folder_row(
+        args,
+        &samples,
+        &format!("{count} sample digits"),
+        count,
+    )?);
+    let mnist = scratch.join("mnist");
+    let count = save_mnist_pngs(&mnist, 1000, scratch)?;
+    rows.push(infer_folder_row(
+        args,
+        &mnist,
+        &format!("{count} MNIST test PNGs"),
+        count,
+    )?);
+    Ok(rows)
+}
+
+/// `infer` over a whole folder of `count` images, in one process.
+fn infer_folder_row(
+    args: &Args,
+    folder: &Path,
+    what: &str,
+    count: usize,
+) -> anyhow::Result<String> {
     let measured = measure(
         Command::new(binary("infer"))
             .args(["--backend", &args.backend, "--json"])
-            .arg(&folder)
+            .arg(folder)
             .stdout(Stdio::null()),
     )?;
-    rows.push(format!(
-        "| infer folder of {count} images, {} | {:.0} images/s | {:.2} s | {} |",
+    Ok(format!(
+        "| infer folder of {what}, {} | {:.0} images/s | {:.2} s | {} |",
         args.backend,
         count as f64 / measured.wall.as_secs_f64(),
         measured.wall.as_secs_f64(),
         megabytes(measured.peak_bytes)
-    ));
-    Ok(rows)
+    ))
 }
 
-/// `serve` on this machine under 1, 8 and 64 concurrent clients, each posting the sample
-/// digits round-robin on one keep-alive connection; then its peak memory.
-fn serve_table(args: &Args) -> anyhow::Result<Vec<String>> {
+/// The first `count` MNIST test images as 28×28 PNG files in `folder`, written by `eval`.
+fn save_mnist_pngs(folder: &Path, count: usize, scratch: &Path) -> anyhow::Result<usize> {
+    measure(
+        Command::new(binary("eval"))
+            .args([
+                "--artifact-dir",
+                "crates/infer/model",
+                "--data",
+                "data/mnist",
+            ])
+            .arg("--figures")
+            .arg(scratch)
+            .arg("--save-images")
+            .arg(folder)
+            .args(["--save-limit", &count.to_string()])
+            .stdout(Stdio::null()),
+    )?;
+    Ok(count)
+}
+
+/// `serve` (and with `--pytorch`, the tutorial's model behind FastAPI) on this machine under
+/// 1, 8 and 64 concurrent clients, each posting the sample digits round-robin on one
+/// keep-alive connection; then each server's answers on the samples and its peak memory.
+/// The servers run one after the other, never at once.
+fn serve_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<String>> {
     let payloads = match &args.serve_image {
         Some(path) => {
             vec![std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?]
         }
         None => sample_payloads()?,
     };
-    let mut server = Command::new(binary("serve"))
-        .args(["--addr", "127.0.0.1:0", "--backend", &args.backend])
+    let mut serve = Command::new(binary("serve"));
+    serve.args(["--addr", "127.0.0.1:0", "--backend", &args.backend]);
+    let mut servers = vec![(format!("serve, {}", args.backend), serve)];
+    if let Some(python) = &args.pytorch {
+        let weights = scratch.join("model.safetensors");
+        measure(
+            Command::new(binary("export"))
+                .args(["--artifact-dir", "crates/infer/model", "--to"])
+                .arg(&weights)
+                .stdout(Stdio::null()),
+        )?;
+        let mut pytorch = Command::new(python);
+        pytorch
+            .arg(workspace_root().join("scripts/pytorch_serve.py"))
+            .arg(&weights);
+        servers.push(("PyTorch, FastAPI + uvicorn".to_string(), pytorch));
+    }
+    let mut rows = vec![
+        format!(
+            "| server, {} ({} requests per row) | clients | classifications/s | p50 | p99 | errors |",
+            args.serve_image
+                .as_ref()
+                .map_or_else(|| "the sample digits".into(), |p| p.display().to_string()),
+            args.requests
+        ),
+        "| --- | --- | --- | --- | --- | --- |".to_string(),
+    ];
+    let mut footers = vec![
+        "| server | sample digits classified right | peak memory |".to_string(),
+        "| --- | --- | --- |".to_string(),
+    ];
+    for (label, command) in &mut servers {
+        let (load_rows, footer) = load_server(label, command, &payloads, args)?;
+        rows.extend(load_rows);
+        footers.push(footer);
+    }
+    rows.push(String::new());
+    rows.extend(footers);
+    Ok(rows)
+}
+
+/// Starts the server `command` (which prints `... http://ADDR/` first), loads it at each
+/// level, checks its answers on the sample digits and stops it with SIGTERM: one row per
+/// load level, and one with its correct answers and peak memory.
+fn load_server(
+    label: &str,
+    command: &mut Command,
+    payloads: &[Vec<u8>],
+    args: &Args,
+) -> anyhow::Result<(Vec<String>, String)> {
+    eprintln!("loading {label}");
+    let mut server = command
         .current_dir(workspace_root())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .context("cannot start serve")?;
+        .with_context(|| format!("cannot start {command:?}"))?;
     let mut first = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(server.stdout.take().context("no stdout")?),
@@ -223,42 +320,56 @@ fn serve_table(args: &Args) -> anyhow::Result<Vec<String>> {
         .split_whitespace()
         .find_map(|word| word.strip_prefix("http://"))
         .and_then(|address| address.trim_end_matches('/').parse().ok())
-        .with_context(|| format!("serve printed no address: {first:?}"))?;
+        .with_context(|| format!("{label} printed no address: {first:?}"))?;
     let limit = Duration::from_secs(120);
     // Warm-up: the first requests fault pages in and start the thread pools.
-    crate::load::run(addr, &payloads, 8, 500, limit);
-    let mut rows = vec![
-        format!(
-            "| serve, {}, {} ({} requests per row) | classifications/s | p50 | p99 | errors |",
-            args.backend,
-            args.serve_image
-                .as_ref()
-                .map_or_else(|| "the sample digits".into(), |p| p.display().to_string()),
-            args.requests
-        ),
-        "| --- | --- | --- | --- | --- |".to_string(),
-    ];
+    crate::load::run(addr, payloads, 8, 500, limit);
+    let mut rows = Vec::new();
     for clients in [1, 8, 64] {
-        let load = crate::load::run(addr, &payloads, clients, args.requests, limit);
+        let load = crate::load::run(addr, payloads, clients, args.requests, limit);
         rows.push(format!(
-            "| {clients} concurrent client{} | {:.0} | {:.2} ms | {:.2} ms | {} |",
-            if clients == 1 { "" } else { "s" },
+            "| {label} | {clients} | {:.0} | {:.2} ms | {:.2} ms | {} |",
             load.rate(),
             load.percentile(0.5),
             load.percentile(0.99),
             load.errors
         ));
     }
+    let right = samples_right(addr)?;
     Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()?;
     let (status, peak) = wait_with_peak_memory(server)?;
     if !status.success() {
-        bail!("serve did not stop cleanly ({status})");
+        bail!("{label} did not stop cleanly ({status})");
     }
-    rows.push(String::new());
-    rows.push(format!("serve's peak memory: {}", megabytes(peak)));
-    Ok(rows)
+    Ok((rows, format!("| {label} | {right} | {} |", megabytes(peak))))
+}
+
+/// How many of the sample digits the server at `addr` names right, as `right/all`; each
+/// sample's file name starts with its digit in words (`seven-mnist.png`).
+fn samples_right(addr: std::net::SocketAddr) -> anyhow::Result<String> {
+    const WORDS: [&str; 10] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+    let samples = sample_paths()?;
+    let mut right = 0;
+    for path in &samples {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let expected = WORDS
+            .iter()
+            .position(|word| name.starts_with(&format!("{word}-")));
+        let (status, body) = crate::load::classify_once(addr, &std::fs::read(path)?)?;
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let digit = answer["digit"].as_u64().map(|d| d as usize);
+        if status == 200 && expected.is_some() && digit == expected {
+            right += 1;
+        }
+    }
+    Ok(format!("{right}/{}", samples.len()))
 }
 
 /// The bytes of every sample image in `data/digits`.

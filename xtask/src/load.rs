@@ -90,7 +90,7 @@ fn client(
                 Ok(BufReader::new(stream))
             }),
         };
-        match stream.and_then(|mut stream| post(&mut stream, payload).map(|s| (s, stream))) {
+        match stream.and_then(|mut stream| post(&mut stream, payload).map(|(s, _)| (s, stream))) {
             Ok((200, stream)) => {
                 latencies.push(started.elapsed().as_secs_f64() * 1e3);
                 connection = Some(stream);
@@ -104,8 +104,13 @@ fn client(
     }
 }
 
-/// One `POST /api/classify` on a keep-alive connection; the answer's status.
-fn post(stream: &mut BufReader<TcpStream>, body: &[u8]) -> std::io::Result<u16> {
+/// One `POST /api/classify` of `payload` on a new connection: the answer's status and body.
+pub fn classify_once(addr: SocketAddr, payload: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    post(&mut BufReader::new(TcpStream::connect(addr)?), payload)
+}
+
+/// One `POST /api/classify` on a keep-alive connection: the answer's status and body.
+fn post(stream: &mut BufReader<TcpStream>, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
     let mut request = format!(
         "POST /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n\
          Content-Length: {}\r\n\r\n",
@@ -137,7 +142,7 @@ fn post(stream: &mut BufReader<TcpStream>, body: &[u8]) -> std::io::Result<u16> 
     }
     let mut answer = vec![0; length];
     stream.read_exact(&mut answer)?;
-    Ok(status)
+    Ok((status, answer))
 }
 
 #[cfg(test)]

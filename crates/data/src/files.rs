@@ -1,7 +1,80 @@
-//! Writing files so that an interruption never leaves a half-written one in place.
+//! Reading files within stated bounds, and writing them so that an interruption never leaves
+//! a half-written one in place.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
+
+/// The largest image file read: far above any photo's size, far below what would hurt.
+pub const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
+/// The largest text file read: configs, run records, metrics.
+pub const MAX_TEXT_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a whole regular file of at most `limit` bytes. Anything else is refused with a
+/// one-line reason and without blocking: a directory, a FIFO or socket (which would wait for
+/// a writer for ever), a device such as `/dev/zero` (which never ends), or a file over the
+/// limit. Symbolic links are followed to what they name.
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opening a FIFO for reading waits for a writer unless asked not to.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "not a regular file but {}",
+                file_kind(&metadata.file_type())
+            ),
+        ));
+    }
+    let too_large = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than the {} MiB this reads", limit >> 20),
+        )
+    };
+    if metadata.len() > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    // One byte past the limit tells a file that grew after it was measured.
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`] for UTF-8 text.
+pub fn read_text_bounded(path: &Path, limit: u64) -> std::io::Result<String> {
+    String::from_utf8(read_bounded(path, limit)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// What a file that is not a regular file is, in words.
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
+    }
+}
 
 /// Writes `bytes` to a temporary file beside `path`, flushes it to disk, then renames it over
 /// `path`: readers see the old file or the new one, never a torn one.
@@ -24,6 +97,39 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_regular_files_within_the_limit_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small.png");
+        std::fs::write(&small, [7u8; 100]).unwrap();
+        assert_eq!(read_bounded(&small, 100).unwrap(), [7u8; 100]);
+        let err = read_bounded(&small, 99).unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+        let err = read_bounded(dir.path(), 100).unwrap_err();
+        assert!(err.to_string().contains("a directory"), "{err}");
+        #[cfg(unix)]
+        {
+            // A device that never ends and a FIFO nobody writes to: refused at once.
+            let err = read_bounded(Path::new("/dev/zero"), 100).unwrap_err();
+            assert!(err.to_string().contains("a device"), "{err}");
+            let fifo = dir.path().join("x.png");
+            let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
+            assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+            let err = read_bounded(&fifo, 100).unwrap_err();
+            assert!(err.to_string().contains("a FIFO"), "{err}");
+        }
+        let link = dir.path().join("link.png");
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&small, &link).unwrap();
+            assert_eq!(read_bounded(&link, 100).unwrap().len(), 100);
+        }
+        std::fs::write(dir.path().join("bad.toml"), [0xff, 0xfe]).unwrap();
+        let err = read_text_bounded(&dir.path().join("bad.toml"), 100).unwrap_err();
+        assert!(err.to_string().contains("UTF-8"), "{err}");
+    }
 
     #[test]
     fn replaces_the_file_and_leaves_no_temporaries() {

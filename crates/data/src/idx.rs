@@ -66,18 +66,34 @@ impl IdxFile {
     }
 }
 
+/// The largest IDX file read, compressed or decompressed: MNIST's training images are 47 MB.
+pub const MAX_IDX_BYTES: u64 = 512 << 20;
+
 /// Reads an IDX file of `u8`s, gzipped or not (told apart by the gzip magic, not the name).
 pub fn read_idx(path: &Path) -> Result<IdxFile, IdxError> {
+    read_idx_within(path, MAX_IDX_BYTES)
+}
+
+/// [`read_idx`] with another bound on the file's size, compressed and decompressed.
+fn read_idx_within(path: &Path, limit: u64) -> Result<IdxFile, IdxError> {
     let io = |source| IdxError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let bytes = std::fs::read(path).map_err(io)?;
+    let bytes = crate::read_bounded(path, limit).map_err(io)?;
     let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(bytes.len() * 5);
+        // A few kilobytes of gzip can inflate to gigabytes: stop one byte past the bound.
         GzDecoder::new(bytes.as_slice())
+            .take(limit + 1)
             .read_to_end(&mut out)
             .map_err(io)?;
+        if out.len() as u64 > limit {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("decompresses to more than the {limit} bytes this reads"),
+            )));
+        }
         out
     } else {
         bytes
@@ -132,6 +148,22 @@ mod tests {
     use super::*;
     use flate2::{Compression, write::GzEncoder};
     use std::io::Write;
+
+    #[test]
+    fn a_gzip_that_inflates_past_the_bound_is_refused_without_inflating_it_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb-idx3-ubyte.gz");
+        let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+        gz.write_all(&idx_bytes(&[100, 28, 28], &vec![0; 78_400]))
+            .unwrap();
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        assert!(read_idx_within(&path, 78_416).is_ok());
+        let err = read_idx_within(&path, 10_000).unwrap_err().to_string();
+        assert!(
+            err.contains("bomb-idx3-ubyte.gz") && err.contains("more than"),
+            "{err}"
+        );
+    }
 
     fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
         let mut bytes = (0x0800u32 | dims.len() as u32).to_be_bytes().to_vec();

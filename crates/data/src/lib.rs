@@ -13,7 +13,9 @@ mod preprocess;
 
 pub use augment::Augmentation;
 pub use batcher::{MnistBatch, MnistBatcher, pixel_to_input};
-pub use files::write_atomic;
+pub use files::{
+    MAX_IMAGE_FILE_BYTES, MAX_TEXT_FILE_BYTES, read_bounded, read_text_bounded, write_atomic,
+};
 pub use idx::{IdxError, IdxFile, read_idx};
 pub use mnist::{DataError, MnistDataset, MnistFile, MnistItem, Split};
 pub use preprocess::{PreprocessError, preprocess_bytes, preprocess_image, to_mnist};

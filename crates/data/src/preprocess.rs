@@ -7,8 +7,7 @@
 //! pushed to black with a threshold found by Otsu's method.
 
 use crate::PIXELS;
-use image::imageops::FilterType;
-use image::{DynamicImage, GrayImage, ImageReader, Limits, Luma};
+use image::{DynamicImage, GrayImage, ImageFormat, ImageReader, Limits};
 use model::IMAGE_SIDE;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -60,9 +59,11 @@ const MIN_CONTRAST: f32 = 24.0;
 
 /// Reads and preprocesses the image file at `path`.
 pub fn preprocess_image(path: &Path) -> Result<[u8; PIXELS], PreprocessError> {
-    let bytes = std::fs::read(path).map_err(|source| PreprocessError::Io {
-        path: path.to_path_buf(),
-        source,
+    let bytes = crate::read_bounded(path, crate::MAX_IMAGE_FILE_BYTES).map_err(|source| {
+        PreprocessError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     })?;
     preprocess_bytes(&bytes, path)
 }
@@ -78,33 +79,60 @@ pub fn preprocess_bytes(bytes: &[u8], path: &Path) -> Result<[u8; PIXELS], Prepr
         path: path.to_path_buf(),
         reason,
     };
-    let mut reader = ImageReader::new(Cursor::new(bytes))
+    let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| decode(e.to_string()))?;
+    let grey = if reader.format() == Some(ImageFormat::Jpeg) {
+        decode_grey_jpeg(bytes).map_err(decode)?
+    } else {
+        flatten_to_grey(&decode_any(reader).map_err(|e| decode(e.to_string()))?)
+    };
+    grey_to_mnist(grey).ok_or_else(|| PreprocessError::NoInk {
+        path: path.to_path_buf(),
+    })
+}
+
+/// Decodes any format `image` reads, within the size limits.
+fn decode_any(mut reader: ImageReader<Cursor<&[u8]>>) -> image::ImageResult<DynamicImage> {
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
-    let image = reader.decode().map_err(|e| decode(e.to_string()))?;
-    to_mnist(&image).ok_or_else(|| PreprocessError::NoInk {
-        path: path.to_path_buf(),
-    })
+    reader.decode()
+}
+
+/// Decodes a JPEG straight to its grey (luma) plane, refusing a truncated or corrupt file.
+fn decode_grey_jpeg(bytes: &[u8]) -> Result<GrayImage, String> {
+    use zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
+    let options = DecoderOptions::default()
+        .jpeg_set_out_colorspace(ColorSpace::Luma)
+        .set_max_width(MAX_SIDE as usize)
+        .set_max_height(MAX_SIDE as usize)
+        .set_strict_mode(true);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    let pixels = decoder.decode().map_err(|e| format!("{e:?}"))?;
+    let (width, height) = decoder.dimensions().ok_or("JPEG without dimensions")?;
+    GrayImage::from_raw(width as u32, height as u32, pixels)
+        .ok_or_else(|| "JPEG decoded to fewer pixels than its size".to_string())
 }
 
 /// The whole recipe on a decoded image; `None` when there is no ink to find.
 pub fn to_mnist(image: &DynamicImage) -> Option<[u8; PIXELS]> {
-    let (ink, threshold) = ink_intensity(image)?;
-    let (x0, y0, x1, y1) = ink_bounds(&ink, threshold)?;
-    let crop = image::imageops::crop_imm(&ink, x0, y0, x1 - x0 + 1, y1 - y0 + 1).to_image();
-    let digit = scale_to_box(&crop);
+    grey_to_mnist(flatten_to_grey(image))
+}
+
+/// The recipe from grey levels on: find the ink, crop, scale and centre it.
+fn grey_to_mnist(grey: GrayImage) -> Option<[u8; PIXELS]> {
+    let (ink, threshold) = ink_intensity(grey)?;
+    let ink_box = ink_bounds(&ink, threshold)?;
+    let digit = scale_to_box(&ink, ink_box);
     Some(centre_by_mass(&digit))
 }
 
 /// Ink intensity (0 = paper, 255 = strongest ink) and the Otsu threshold between paper and
 /// ink on that scale, or `None` for a blank image.
-fn ink_intensity(image: &DynamicImage) -> Option<(GrayImage, u8)> {
-    let grey = flatten_to_grey(image);
+fn ink_intensity(grey: GrayImage) -> Option<(GrayImage, u8)> {
     // The border is mostly paper: its median tells the paper's shade, hence the polarity.
     let ink_is_dark = median(border(&grey)) >= 128;
     let mut ink = grey;
@@ -140,25 +168,53 @@ fn ink_intensity(image: &DynamicImage) -> Option<(GrayImage, u8)> {
 /// A canvas export is often strokes with alpha over fully transparent pixels whose colour is
 /// black too; dropping alpha would turn the whole picture black. The paper is taken to be the
 /// opposite shade of the strokes, so both dark-on-clear and light-on-clear drawings work.
+/// The common 8-bit layouts take integer paths: `image`'s general conversion goes through
+/// floats per pixel and was most of the time spent on a photo.
 fn flatten_to_grey(image: &DynamicImage) -> GrayImage {
-    if !image.color().has_alpha() {
-        return image.to_luma8();
+    match image {
+        DynamicImage::ImageLuma8(grey) => grey.clone(),
+        DynamicImage::ImageRgb8(rgb) => {
+            let values = rgb.as_raw().chunks_exact(3).map(|p| luma(p[0], p[1], p[2]));
+            grey_image(rgb.width(), rgb.height(), values.collect())
+        }
+        DynamicImage::ImageRgba8(rgba) => flatten_alpha(rgba),
+        _ if !image.color().has_alpha() => image.to_luma8(),
+        _ => flatten_alpha(&image.to_rgba8()),
     }
-    let rgba = image.to_rgba32f();
-    let luma = |p: &image::Rgba<f32>| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
-    let (mut weighted, mut weight) = (0.0f64, 0.0f64);
-    for p in rgba.pixels() {
-        weighted += f64::from(luma(p) * p[3]);
-        weight += f64::from(p[3]);
+}
+
+/// Relative luminance of an sRGB pixel with the Rec. 709 weights `image` uses (0.2126,
+/// 0.7152, 0.0722, here in 16-bit fixed point), rounded.
+fn luma(r: u8, g: u8, b: u8) -> u8 {
+    let weighted = 13_933 * u32::from(r) + 46_871 * u32::from(g) + 4_732 * u32::from(b);
+    ((weighted + (1 << 15)) >> 16) as u8
+}
+
+/// Grey levels of an RGBA image composited onto paper of the strokes' opposite shade.
+fn flatten_alpha(rgba: &image::RgbaImage) -> GrayImage {
+    let pixels = || rgba.as_raw().chunks_exact(4);
+    let mut grey: Vec<u8> = pixels().map(|p| luma(p[0], p[1], p[2])).collect();
+    let (mut weighted, mut weight) = (0u64, 0u64);
+    for (&value, p) in grey.iter().zip(pixels()) {
+        weighted += u64::from(value) * u64::from(p[3]);
+        weight += u64::from(p[3]);
     }
-    let stroke_shade = if weight > 0.0 { weighted / weight } else { 0.0 };
-    let paper = if stroke_shade < 0.5 { 1.0 } else { 0.0 };
-    GrayImage::from_fn(image.width(), image.height(), |x, y| {
-        let p = rgba.get_pixel(x, y);
-        let alpha = p[3].clamp(0.0, 1.0);
-        let v = luma(p).clamp(0.0, 1.0) * alpha + paper * (1.0 - alpha);
-        Luma([(v * 255.0).round() as u8])
-    })
+    // Strokes darker than mid-grey on average are drawn on white paper, others on black.
+    let paper: u32 = if weight > 0 && weighted < 128 * weight {
+        255
+    } else {
+        0
+    };
+    for (value, p) in grey.iter_mut().zip(pixels()) {
+        let alpha = u32::from(p[3]);
+        let mixed = u32::from(*value) * alpha + paper * (255 - alpha);
+        *value = ((mixed + 127) / 255) as u8;
+    }
+    grey_image(rgba.width(), rgba.height(), grey)
+}
+
+fn grey_image(width: u32, height: u32, values: Vec<u8>) -> GrayImage {
+    GrayImage::from_raw(width, height, values).expect("one grey value per pixel")
 }
 
 fn border(grey: &GrayImage) -> Vec<u8> {
@@ -181,11 +237,19 @@ fn median(mut values: Vec<u8>) -> u8 {
 }
 
 fn histogram(grey: &GrayImage) -> [u64; 256] {
-    let mut counts = [0u64; 256];
-    for p in grey.pixels() {
-        counts[p[0] as usize] += 1;
+    // Four interleaved tallies: runs of one value (the paper) would otherwise make every
+    // increment wait for the previous one to be stored.
+    let mut partial = [[0u32; 256]; 4];
+    let mut quads = grey.as_raw().chunks_exact(4);
+    for quad in &mut quads {
+        for (tally, &value) in partial.iter_mut().zip(quad) {
+            tally[usize::from(value)] += 1;
+        }
     }
-    counts
+    for &value in quads.remainder() {
+        partial[0][usize::from(value)] += 1;
+    }
+    std::array::from_fn(|value| partial.iter().map(|tally| u64::from(tally[value])).sum())
 }
 
 /// The smallest value at or above which lies at most `1 - q` of the pixels.
@@ -233,15 +297,21 @@ fn otsu(histogram: &[u64; 256]) -> u8 {
 /// The box holding the ink (pixels above `threshold`), ignoring the sparse rows and columns
 /// that specks of noise produce: 0.5 % of the ink mass is trimmed from each side.
 fn ink_bounds(ink: &GrayImage, threshold: u8) -> Option<(u32, u32, u32, u32)> {
-    let (w, h) = ink.dimensions();
-    let mut rows = vec![0u64; h as usize];
-    let mut cols = vec![0u64; w as usize];
-    for (x, y, p) in ink.enumerate_pixels() {
-        if p[0] > threshold {
-            rows[y as usize] += u64::from(p[0]);
-            cols[x as usize] += u64::from(p[0]);
+    let width = ink.width() as usize;
+    let mut rows = Vec::with_capacity(ink.height() as usize);
+    // A row or column holds at most 16,384 pixels of 255: its mass fits in a u32 and the
+    // sums cannot wrap. Adding without overflow checks keeps the loop in vector registers.
+    let mut cols = vec![0u32; width];
+    for row in ink.as_raw().chunks_exact(width) {
+        let mut row_mass = 0u32;
+        for (col, &value) in cols.iter_mut().zip(row) {
+            let mass = u32::from(if value > threshold { value } else { 0 });
+            *col = col.wrapping_add(mass);
+            row_mass = row_mass.wrapping_add(mass);
         }
+        rows.push(u64::from(row_mass));
     }
+    let cols: Vec<u64> = cols.into_iter().map(u64::from).collect();
     let (y0, y1) = trimmed_span(&rows)?;
     let (x0, x1) = trimmed_span(&cols)?;
     Some((x0, y0, x1, y1))
@@ -270,14 +340,26 @@ fn cumulative_index<'a>(values: impl Iterator<Item = &'a u64>, cut: u64) -> Opti
     None
 }
 
-/// Scales so the longer side is [`DIGIT_BOX`] pixels, keeping the aspect ratio.
-fn scale_to_box(crop: &GrayImage) -> GrayImage {
-    let (w, h) = crop.dimensions();
+/// Scales the ink box `(x0, y0, x1, y1)` (inclusive) of `ink` so its longer side is
+/// [`DIGIT_BOX`] pixels, keeping the aspect ratio.
+fn scale_to_box(ink: &GrayImage, (x0, y0, x1, y1): (u32, u32, u32, u32)) -> GrayImage {
+    use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images};
+    let (w, h) = (x1 - x0 + 1, y1 - y0 + 1);
     let scale = DIGIT_BOX as f32 / w.max(h) as f32;
     let new_w = ((w as f32 * scale).round() as u32).clamp(1, DIGIT_BOX);
     let new_h = ((h as f32 * scale).round() as u32).clamp(1, DIGIT_BOX);
-    // Triangle widens its support when shrinking, which is what anti-aliasing needs.
-    image::imageops::resize(crop, new_w, new_h, FilterType::Triangle)
+    let source = images::ImageRef::new(ink.width(), ink.height(), ink.as_raw(), PixelType::U8)
+        .expect("a grey image is one byte per pixel");
+    let mut scaled = images::Image::new(new_w, new_h, PixelType::U8);
+    // The bilinear (triangle) filter widens its support when shrinking, which is what
+    // anti-aliasing needs.
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+        .crop(f64::from(x0), f64::from(y0), f64::from(w), f64::from(h));
+    Resizer::new()
+        .resize(&source, &mut scaled, &options)
+        .expect("the ink box lies inside the image and both images are grey");
+    grey_image(new_w, new_h, scaled.into_vec())
 }
 
 /// Places `digit` in a 28×28 black field with its centre of mass where MNIST puts it.
@@ -312,7 +394,7 @@ fn centre_of_mass(image: &GrayImage) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{Rgba, RgbaImage};
+    use image::{Luma, Rgba, RgbaImage};
 
     /// Centre of mass and ink box of a preprocessed 28×28 image.
     fn measure(pixels: &[u8; PIXELS]) -> ((f64, f64), (usize, usize)) {
@@ -493,6 +575,50 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         let err = preprocess_bytes(&bytes[..bytes.len() / 2], Path::new("cut.png")).unwrap_err();
         assert!(err.to_string().starts_with("cut.png: "), "{err}");
+    }
+
+    #[test]
+    fn a_jpeg_cut_anywhere_in_its_scan_is_refused() {
+        let photo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/digits/five-photo.jpg");
+        let bytes = std::fs::read(&photo).unwrap();
+        assert!(preprocess_bytes(&bytes, &photo).is_ok());
+        for keep in [0.3, 0.5, 0.9, 0.99] {
+            let cut = &bytes[..(bytes.len() as f64 * keep) as usize];
+            let err = preprocess_bytes(cut, Path::new("cut.jpg")).unwrap_err();
+            assert!(
+                matches!(err, PreprocessError::Decode { .. })
+                    && err.to_string().starts_with("cut.jpg: "),
+                "{keep}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn grey_levels_match_image_s_own_conversion() {
+        // Every shade of each channel and a spread of mixed colours, opaque.
+        let rgb = image::RgbImage::from_fn(256, 4, |x, y| {
+            let v = x as u8;
+            match y {
+                0 => image::Rgb([v, 0, 0]),
+                1 => image::Rgb([0, v, 0]),
+                2 => image::Rgb([0, 0, v]),
+                _ => image::Rgb([v, v.wrapping_mul(7), v.wrapping_mul(13)]),
+            }
+        });
+        let reference = DynamicImage::ImageRgb8(rgb.clone()).to_luma8();
+        let ours = flatten_to_grey(&DynamicImage::ImageRgb8(rgb.clone()));
+        let opaque = flatten_to_grey(&DynamicImage::ImageRgba8(
+            DynamicImage::ImageRgb8(rgb).to_rgba8(),
+        ));
+        for (grey, name) in [(&ours, "RGB"), (&opaque, "opaque RGBA")] {
+            let worst = grey
+                .as_raw()
+                .iter()
+                .zip(reference.as_raw())
+                .map(|(a, b)| a.abs_diff(*b))
+                .max();
+            assert!(worst <= Some(1), "{name}: off by {worst:?}");
+        }
     }
 
     #[test]

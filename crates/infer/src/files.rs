@@ -2,7 +2,8 @@
 //! digits were, running the network once over all of them, and matching results to files.
 
 use crate::classify::{ClassifyError, DigitClassifier, Prediction};
-use data::PIXELS;
+use burn::data::dataset::Dataset;
+use data::{MnistDataset, PIXELS};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -142,6 +143,41 @@ pub fn preprocessed_png(pixels: &[u8; PIXELS]) -> Vec<u8> {
     png
 }
 
+/// Writes the first `count` images of `dataset` (all, with `None`) as PNG files named
+/// `INDEX-LABEL.png` (`00042-7.png`) into `dir`, which must not exist yet, and returns how
+/// many it wrote. They go into a temporary folder beside `dir` that is renamed into place at
+/// the end, so an interruption leaves no half-filled folder.
+pub fn save_dataset_images(
+    dataset: &MnistDataset,
+    count: Option<usize>,
+    dir: &Path,
+) -> std::io::Result<usize> {
+    if dir.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "already exists (images are written into a new folder only)",
+        ));
+    }
+    let parent = match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".images-")
+        .tempdir_in(parent)?;
+    let count = count.map_or(dataset.len(), |count| count.min(dataset.len()));
+    (0..count).into_par_iter().try_for_each(|index| {
+        let item = dataset
+            .item(index)
+            .expect("index below the dataset's length");
+        let name = format!("{index:05}-{}.png", item.label);
+        std::fs::write(staging.path().join(name), preprocessed_png(&item.pixels))
+    })?;
+    // Once renamed, the staging folder's clean-up on drop finds nothing left to remove.
+    std::fs::rename(staging.path(), dir)?;
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +226,26 @@ mod tests {
         assert!(error.contains("missing.png"), "{error}");
         let two = results[2].outcome.as_ref().unwrap();
         assert_eq!(two.pixels, data::preprocess_image(&inputs[2]).unwrap());
+    }
+
+    #[test]
+    fn dataset_images_are_saved_as_pngs_that_decode_to_the_same_pixels() {
+        let pixels: Vec<u8> = (0..3 * PIXELS).map(|i| (i % 251) as u8).collect();
+        let dataset = MnistDataset::from_parts(pixels, vec![7, 2, 1]);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("images");
+        assert_eq!(save_dataset_images(&dataset, Some(2), &out).unwrap(), 2);
+        let mut names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["00000-7.png", "00001-2.png"]);
+        let decoded = image::open(out.join("00001-2.png")).unwrap().to_luma8();
+        assert_eq!(decoded.as_raw()[..], dataset.item(1).unwrap().pixels[..]);
+        // A second save never mixes into an existing folder, and leaves nothing behind.
+        let err = save_dataset_images(&dataset, None, &out).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -16,7 +16,7 @@ pub use classify::{ClassifyError, DigitClassifier, Prediction};
 pub use evaluation::{Evaluation, Misclassified};
 pub use files::{
     Classified, FileResult, IMAGE_EXTENSIONS, InputError, classify_files, collect_images,
-    preprocessed_png, save_preprocessed,
+    preprocessed_png, save_dataset_images, save_preprocessed,
 };
 pub use loading::{DEFAULT_DATA_DIR, LoadError, ModelInfo, ModelSource, run_data_dir};
 

@@ -107,7 +107,7 @@ impl ModelSource {
             ),
             Self::RunDir(dir) => (
                 RunFile::read(&dir.join("config.toml"))?.model,
-                std::fs::read_to_string(dir.join("summary.json"))
+                data::read_text_bounded(&dir.join("summary.json"), data::MAX_TEXT_FILE_BYTES)
                     .ok()
                     .and_then(|text| recorded(&text)),
             ),
@@ -146,7 +146,9 @@ impl RunFile {
     }
 
     fn read(path: &Path) -> Result<Self, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        let text = data::read_text_bounded(path, data::MAX_TEXT_FILE_BYTES).map_err(|e| match e
+            .kind()
+        {
             std::io::ErrorKind::NotFound => LoadError::Missing {
                 path: path.to_path_buf(),
                 hint: "expected a training run's artifact directory",

@@ -191,11 +191,12 @@ impl RunConfig {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let source = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: source.clone(),
-            key: String::new(),
-            reason: format!("cannot read: {e}"),
-        })?;
+        let text =
+            data::read_text_bounded(path, data::MAX_TEXT_FILE_BYTES).map_err(|e| ConfigError {
+                origin: source.clone(),
+                key: String::new(),
+                reason: format!("cannot read: {e}"),
+            })?;
         Self::parse(&text, &source)
     }
 

@@ -127,7 +127,8 @@ pub fn metrics_csv(rows: &[EpochRow]) -> String {
 
 /// The rows of a `metrics.csv`, each column found by its name in the header.
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    let text = data::read_text_bounded(path, data::MAX_TEXT_FILE_BYTES)
+        .map_err(|e| format!("cannot read: {e}"))?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines
         .next()

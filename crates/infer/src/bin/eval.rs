@@ -33,6 +33,13 @@ struct Cli {
     /// Write every test image's label and predicted digit to this CSV file.
     #[arg(long, value_name = "FILE")]
     predictions: Option<PathBuf>,
+    /// Also write the test images as PNG files named INDEX-LABEL.png into this new folder,
+    /// to try `infer` or the server on real MNIST digits.
+    #[arg(long, value_name = "DIR")]
+    save_images: Option<PathBuf>,
+    /// With --save-images, write only the first N test images.
+    #[arg(long, value_name = "N", requires = "save_images")]
+    save_limit: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -71,6 +78,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         data::write_atomic(path, csv.as_bytes())
             .with_context(|| format!("{}: cannot write", path.display()))?;
         println!("wrote {}", path.display());
+    }
+    if let Some(dir) = &cli.save_images {
+        let written = infer::save_dataset_images(&test, cli.save_limit, dir)
+            .with_context(|| format!("{}: cannot write the test images", dir.display()))?;
+        println!("wrote {written} test images into {}", dir.display());
     }
     if let Some(dir) = figures {
         std::fs::create_dir_all(&dir)
