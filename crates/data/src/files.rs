@@ -54,6 +54,39 @@ pub fn read_text_bounded(path: &Path, limit: u64) -> std::io::Result<String> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// The file a write to `path` lands in: `path` itself, or what its chain of symbolic links
+/// names; an error if that exists and is not a regular file.
+pub fn write_target(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    // The kernel's own limit on links followed in one lookup.
+    const MAX_LINKS: usize = 40;
+    let mut target = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let metadata = match std::fs::symlink_metadata(&target) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(target),
+            other => other?,
+        };
+        if metadata.file_type().is_symlink() {
+            // A relative link is relative to its own folder; `join` keeps an absolute one.
+            let link = std::fs::read_link(&target)?;
+            target = target.parent().unwrap_or(Path::new("")).join(link);
+        } else if metadata.is_file() {
+            return Ok(target);
+        } else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "not a regular file but {}: name a file to write",
+                    file_kind(&metadata.file_type())
+                ),
+            ));
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        "too many levels of symbolic links",
+    ))
+}
+
 /// What a file that is not a regular file is, in words.
 fn file_kind(kind: &std::fs::FileType) -> &'static str {
     #[cfg(unix)]
@@ -77,8 +110,11 @@ fn file_kind(kind: &std::fs::FileType) -> &'static str {
 }
 
 /// Writes `bytes` to a temporary file beside `path`, flushes it to disk, then renames it over
-/// `path`: readers see the old file or the new one, never a torn one.
+/// `path`: readers see the old file or the new one, never a torn one. A symbolic link is
+/// written through, to the file it names, and stays a link; a target that is not a regular
+/// file (a device, a FIFO, a directory) is refused, since the rename would replace it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let path = &write_target(path)?;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -129,6 +165,53 @@ mod tests {
         std::fs::write(dir.path().join("bad.toml"), [0xff, 0xfe]).unwrap();
         let err = read_text_bounded(&dir.path().join("bad.toml"), 100).unwrap_err();
         assert!(err.to_string().contains("UTF-8"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn writes_go_through_links_and_never_replace_special_files() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        std::fs::write(&real, b"old").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink("real.json", &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(&real).unwrap(), b"new");
+        // A dangling link makes the file it names.
+        let dangling = dir.path().join("dangling.json");
+        std::os::unix::fs::symlink(dir.path().join("made.json"), &dangling).unwrap();
+        write_atomic(&dangling, b"made").unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("made.json")).unwrap(),
+            b"made"
+        );
+        // A FIFO (like a device) stays what it was, and the error says why.
+        let fifo = dir.path().join("fifo.csv");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        let err = write_atomic(&fifo, b"x").unwrap_err();
+        assert!(err.to_string().contains("a FIFO"), "{err}");
+        assert!(
+            std::fs::symlink_metadata(&fifo)
+                .unwrap()
+                .file_type()
+                .is_fifo()
+        );
+        let err = write_atomic(dir.path(), b"x").unwrap_err();
+        assert!(err.to_string().contains("a directory"), "{err}");
+        // A loop of links is refused, not followed for ever.
+        std::os::unix::fs::symlink("loop-b", dir.path().join("loop-a")).unwrap();
+        std::os::unix::fs::symlink("loop-a", dir.path().join("loop-b")).unwrap();
+        let err = write_atomic(&dir.path().join("loop-a"), b"x").unwrap_err();
+        assert!(err.to_string().contains("symbolic links"), "{err}");
     }
 
     #[test]

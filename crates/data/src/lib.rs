@@ -15,6 +15,7 @@ pub use augment::Augmentation;
 pub use batcher::{MnistBatch, MnistBatcher, pixel_to_input};
 pub use files::{
     MAX_IMAGE_FILE_BYTES, MAX_TEXT_FILE_BYTES, read_bounded, read_text_bounded, write_atomic,
+    write_target,
 };
 pub use idx::{IdxError, IdxFile, read_idx};
 pub use mnist::{DataError, MnistDataset, MnistFile, MnistItem, Split};

@@ -5,6 +5,7 @@ use crate::classify::{ClassifyError, DigitClassifier, Prediction};
 use burn::data::dataset::Dataset;
 use data::{MnistDataset, PIXELS};
 use rayon::prelude::*;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// File extensions looked for inside directories.
@@ -50,7 +51,7 @@ pub fn collect_images(inputs: &[PathBuf]) -> Vec<Result<PathBuf, InputError>> {
             continue;
         }
         let mut found = Vec::new();
-        let problem = match find_images(input, &mut found) {
+        let problem = match find_images(input, &mut found, &mut HashSet::new()) {
             Err(e) => Some(format!("cannot read the directory: {e}")),
             Ok(()) if found.is_empty() => Some(format!(
                 "no images in this directory (looked for .{})",
@@ -69,14 +70,24 @@ pub fn collect_images(inputs: &[PathBuf]) -> Vec<Result<PathBuf, InputError>> {
     images
 }
 
-fn find_images(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Adds the images under `dir` to `found`. Each directory is entered once, by its real
+/// path: a link back up the tree would otherwise make the walk endless, and a link to a
+/// folder already walked would classify its files again.
+fn find_images(
+    dir: &Path,
+    found: &mut Vec<PathBuf>,
+    visited: &mut HashSet<PathBuf>,
+) -> std::io::Result<()> {
+    if !visited.insert(std::fs::canonicalize(dir)?) {
+        return Ok(());
+    }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
         .map(|entry| entry.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
     entries.sort();
     for path in entries {
         if path.is_dir() {
-            find_images(&path, found)?;
+            find_images(&path, found, visited)?;
         } else if has_image_extension(&path) {
             found.push(path);
         }
@@ -204,6 +215,21 @@ mod tests {
         let error = found.last().unwrap().as_ref().unwrap_err();
         assert_eq!(error.path, empty);
         assert!(error.problem.contains("no images"), "{error}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_back_up_the_tree_or_to_a_folder_walked_are_followed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("inner");
+        std::fs::create_dir(&inner).unwrap();
+        std::fs::write(inner.join("a.png"), b"").unwrap();
+        std::os::unix::fs::symlink(dir.path(), inner.join("up")).unwrap();
+        std::os::unix::fs::symlink(&inner, dir.path().join("again")).unwrap();
+        let found = collect_images(&[dir.path().to_path_buf()]);
+        let paths: Vec<_> = found.iter().map(|r| r.as_ref().unwrap()).collect();
+        // `again` sorts before `inner`: the folder is walked once, under the first name met.
+        assert_eq!(paths, [&dir.path().join("again/a.png")]);
     }
 
     #[test]

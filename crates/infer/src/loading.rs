@@ -4,7 +4,7 @@
 use crate::classify::DigitClassifier;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use burn::tensor::Bytes;
+use burn::tensor::{Bytes, FloatDType};
 use model::{Cnn, CnnConfig, one_line};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,9 @@ const SHIPPED_CONFIG: &str = include_str!("../model/config.toml");
 /// printed them.
 const SHIPPED_SUMMARY: &str = include_str!("../model/summary.json");
 
+/// The largest `model.bpk` read: the default network's is 30 KB, and configs that would need
+/// more than this are far beyond what the network is for.
+const MAX_RECORD_BYTES: u64 = 1 << 30;
 /// How the shipped model's files are named in errors.
 const SHIPPED_MODEL_NAME: &str = "<shipped model>";
 const SHIPPED_CONFIG_NAME: &str = "<shipped config>";
@@ -52,6 +55,14 @@ pub enum LoadError {
         config: String,
         /// What does not fit.
         reason: String,
+    },
+    /// The weights hold NaN or infinite values: a damaged file, or a run that diverged.
+    #[error("{model}: the weights hold NaN or infinite values (first in {parameter})")]
+    NotFinite {
+        /// The model, as [`ModelSource::describe`] names it.
+        model: String,
+        /// The first parameter found with such values.
+        parameter: &'static str,
     },
     /// PyTorch weights that cannot be imported.
     #[error(transparent)]
@@ -178,6 +189,15 @@ impl DigitClassifier {
             ModelSource::Shipped => load_shipped(&device)?,
             ModelSource::RunDir(dir) => load_run(dir, &device)?,
         };
+        // Weights saved in another precision compute as f32; broken ones are refused here
+        // rather than answering NaN for every image.
+        let cnn = cnn.with_parameters_in(FloatDType::F32);
+        if let Some(parameter) = cnn.non_finite_parameter() {
+            return Err(LoadError::NotFinite {
+                model: source.describe(),
+                parameter,
+            });
+        }
         Ok(Self::new(cnn, device))
     }
 }
@@ -210,10 +230,14 @@ fn load_run(dir: &Path, device: &Device) -> Result<Cnn, LoadError> {
             hint: "has this run finished training?",
         });
     }
-    let record = ModuleRecord::load(&record_path).map_err(|e| LoadError::Unreadable {
+    let unreadable = |reason: String| LoadError::Unreadable {
         path: record_path.clone(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let bytes = data::read_bounded(&record_path, MAX_RECORD_BYTES)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| unreadable(e.to_string()))?;
     let (record_name, config_name) = (record_path.display(), config_path.display());
     build(
         &config,

@@ -5,6 +5,7 @@ mod backend;
 mod config;
 mod conv_pool;
 mod interchange;
+mod parameters;
 #[cfg(test)]
 mod test_support;
 

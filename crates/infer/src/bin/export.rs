@@ -28,7 +28,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let source = ModelSource::RunDir(cli.artifact_dir);
     let classifier = DigitClassifier::load(&source, burn::tensor::Device::flex())
         .context("cannot load the model")?;
-    classifier.network().save_pytorch_safetensors(&cli.to)?;
+    // Burn's store writes beside the target and renames over it: follow links to the file
+    // they name, and refuse a device or FIFO, which the rename would replace.
+    let target = data::write_target(&cli.to)
+        .with_context(|| format!("{}: cannot write", cli.to.display()))?;
+    classifier.network().save_pytorch_safetensors(&target)?;
     println!("{} → {}", source.describe(), cli.to.display());
     println!(
         "load in PyTorch: model.load_state_dict(safetensors.torch.load_file(\"{}\"))",

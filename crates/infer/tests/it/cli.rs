@@ -276,3 +276,80 @@ fn a_closed_pipe_ends_the_run_without_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(output.status.success(), "{stderr}");
 }
+
+/// Runs `command`, failing the test if it has not finished within a minute (a hang).
+fn output_within_a_minute(command: &mut Command) -> Output {
+    let mut child = command
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("{command:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn make_fifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// A FIFO named like an image, alone or in a folder, would wait for a writer for ever.
+#[cfg(unix)]
+#[test]
+fn a_fifo_or_device_is_refused_at_once_and_the_folder_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("data/digits/seven-mnist.png"),
+        dir.path().join("a.png"),
+    )
+    .unwrap();
+    make_fifo(&dir.path().join("x.png"));
+    let output = output_within_a_minute(
+        Command::new(env!("CARGO_BIN_EXE_infer"))
+            .arg("--json")
+            .arg(dir.path())
+            .arg("/dev/zero"),
+    );
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].contains("\"digit\":7"), "{stdout}");
+    assert!(
+        lines[1].contains("x.png") && lines[1].contains("a FIFO"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].contains("/dev/zero") && lines[2].contains("a device"),
+        "{stdout}"
+    );
+    assert!(!output.status.success());
+}
+
+/// `export --to` a FIFO: refused, and the FIFO is still a FIFO (not replaced by a file).
+#[cfg(unix)]
+#[test]
+fn export_never_replaces_a_special_file() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_dir(dir.path(), 10);
+    let fifo = dir.path().join("model.safetensors");
+    make_fifo(&fifo);
+    let output = output_within_a_minute(
+        Command::new(env!("CARGO_BIN_EXE_export"))
+            .arg("--artifact-dir")
+            .arg(&run)
+            .arg("--to")
+            .arg(&fifo),
+    );
+    assert_one_line_error(&output, &["model.safetensors", "a FIFO"]);
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "{kind:?}");
+}

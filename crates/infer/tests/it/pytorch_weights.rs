@@ -2,6 +2,7 @@
 //! scripts/make_fixture.py) give PyTorch's logits here, and exported weights go back unchanged.
 
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use data::{MnistBatcher, PIXELS};
 use infer::{DigitClassifier, ModelSource};
 use safetensors::SafeTensors;
@@ -93,4 +94,59 @@ fn a_state_dict_with_wrong_tensors_is_refused_naming_them() {
     assert!(error.contains("missing 7.bias"), "{error}");
     assert!(error.contains("unexpected 8.weight"), "{error}");
     assert!(!error.contains('\n'), "{error}");
+}
+
+/// `model.half()` or `model.double()` before saving: the same names and shapes, another
+/// precision. Loaded as f32, they compute the same function (to f16's precision).
+#[test]
+fn weights_saved_in_another_precision_load_as_f32() {
+    let (images, _) = expected();
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = DigitClassifier::load(&ModelSource::Shipped, Device::flex()).unwrap();
+    let before = logits(&ModelSource::Shipped, &images);
+    for (dtype, tolerance) in [(FloatDType::F64, 1e-4), (FloatDType::F16, 0.1)] {
+        let path = dir.path().join(format!("{dtype:?}.safetensors"));
+        let network = shipped.network().clone().with_parameters_in(dtype);
+        network.save_pytorch_safetensors(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let stored = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(
+            format!("{:?}", stored.tensor("0.weight").unwrap().dtype()),
+            format!("{dtype:?}"),
+            "the file keeps the precision"
+        );
+        assert_close(
+            &logits(&ModelSource::Weights(path), &images),
+            &before,
+            tolerance,
+        );
+    }
+}
+
+/// A file whose weights hold a NaN (a diverged run, a damaged file) is refused on loading,
+/// naming the file and the tensor, instead of answering NaN for every image.
+#[test]
+fn weights_holding_nan_are_refused_naming_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nan.safetensors");
+    let shipped = DigitClassifier::load(&ModelSource::Shipped, Device::flex()).unwrap();
+    shipped.network().save_pytorch_safetensors(&path).unwrap();
+    // The classifier's first bias value becomes a NaN, in place.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let offset = {
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        let bias = file.tensor("7.bias").unwrap();
+        bias.data().as_ptr() as usize - bytes.as_ptr() as usize
+    };
+    bytes[offset..offset + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let error = DigitClassifier::load(&ModelSource::Weights(path), Device::flex())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("nan.safetensors"), "{error}");
+    assert!(
+        error.contains("NaN") && error.contains("classifier.bias"),
+        "{error}"
+    );
 }
