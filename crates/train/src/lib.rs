@@ -11,6 +11,7 @@ pub mod config;
 mod error;
 pub mod fetch;
 mod fit;
+pub mod lock;
 pub mod plots;
 mod quiet;
 pub mod report;
@@ -21,4 +22,6 @@ pub use config::{ConfigError, RunConfig};
 pub use error::TrainError;
 pub use fit::Hooks;
 pub use report::EpochRow;
-pub use run::{Finished, PreparedRun, Resume, Summary, TrainOptions, default_artifact_dir};
+pub use run::{
+    Finished, PreparedRun, RUN_OUTPUTS, Resume, Summary, TrainOptions, default_artifact_dir,
+};

@@ -32,6 +32,10 @@ struct Cli {
     /// Continue the run in the artifact directory from its last complete epoch.
     #[arg(long)]
     resume: bool,
+    /// Start over in an artifact directory that holds an earlier run, replacing its files
+    /// (only once the new recipe, data and backend have been checked).
+    #[arg(long, conflicts_with = "resume")]
+    restart: bool,
     /// Override a config value, e.g. `--set optimizer.learning_rate=0.01` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         artifact_dir: cli.artifact_dir,
         download: cli.download,
         resume: cli.resume,
+        restart: cli.restart,
         overrides: cli.overrides,
     };
     match run(&options) {

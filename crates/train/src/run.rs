@@ -8,6 +8,7 @@ use crate::config::{ConfigError, RunConfig};
 use crate::error::TrainError;
 use crate::fetch::download_missing;
 use crate::fit::{FitPlan, Fitted, Hooks};
+use crate::lock::RunLock;
 use crate::plots::write_curves;
 use crate::report::{EpochRow, read_metrics};
 use burn::data::dataset::Dataset;
@@ -33,6 +34,8 @@ pub struct TrainOptions {
     pub download: bool,
     /// Continue the run in the artifact directory from its last complete epoch.
     pub resume: bool,
+    /// Start over in an artifact directory that holds an earlier run, replacing its files.
+    pub restart: bool,
     /// `KEY=VALUE` settings applied over the config, e.g. `optimizer.learning_rate=0.01`.
     pub overrides: Vec<String>,
 }
@@ -92,8 +95,21 @@ pub struct RunData {
     pub final_test: Option<MnistDataset>,
 }
 
-/// A run whose config, data, backend and resume point are all checked; nothing has been
-/// written to its artifact directory yet.
+/// What a run writes into its artifact directory: an earlier run is recognised by any of
+/// them, and `--restart` removes exactly these.
+pub const RUN_OUTPUTS: [&str; 8] = [
+    "checkpoint",
+    "config.toml",
+    "metrics.csv",
+    "model.bpk",
+    "summary.json",
+    "curves.png",
+    "confusion.png",
+    "misclassified.png",
+];
+
+/// A run whose config, data, backend and resume point are all checked, holding its artifact
+/// directory's lock; nothing has been written there yet but the lock file.
 pub struct PreparedRun {
     /// The resolved recipe: the file, then `--set`, then `--epochs`.
     pub config: RunConfig,
@@ -109,6 +125,10 @@ pub struct PreparedRun {
     pub resume: Resume,
     /// The images.
     pub data: RunData,
+    /// Start over in a directory that holds an earlier run.
+    restart: bool,
+    /// The artifact directory's claim, held until training ends.
+    _lock: RunLock,
 }
 
 impl PreparedRun {
@@ -124,6 +144,9 @@ impl PreparedRun {
             .unwrap_or_else(|| default_artifact_dir(&options.config_path));
         let config_path = recipe_path(options, &artifact_dir)?;
         let config = resolve_config(&config_path, options)?;
+        if options.resume {
+            keeps_its_network(&config_path, &config)?;
+        }
         if !options.download && !config.data.dir.is_dir() {
             return Err(TrainError::Config(ConfigError {
                 origin: config_path.display().to_string(),
@@ -133,6 +156,10 @@ impl PreparedRun {
                     config.data.dir.display()
                 ),
             }));
+        }
+        let lock = RunLock::acquire(&artifact_dir)?;
+        if !options.resume && !options.restart {
+            holds_no_earlier_run(&artifact_dir)?;
         }
         // Before any data is read: a backend this build lacks, or a GPU that is not there.
         let device = options.backend.init()?;
@@ -150,6 +177,8 @@ impl PreparedRun {
             device,
             resume,
             data,
+            restart: options.restart,
+            _lock: lock,
         })
     }
 
@@ -164,6 +193,9 @@ impl PreparedRun {
     /// Trains and writes `config.toml`, `checkpoint/`, `metrics.csv`, `model.bpk`,
     /// `summary.json` and `curves.png` into the artifact directory.
     pub fn train(self, hooks: Hooks) -> Result<Finished, TrainError> {
+        if self.restart {
+            self.remove_earlier_run()?;
+        }
         let done_rows = self.save_recipe()?;
         let resume_from = match self.resume {
             Resume::AfterEpoch(epoch) => Some(epoch),
@@ -179,6 +211,22 @@ impl PreparedRun {
         };
         let fitted = plan.fit(&self.data.train, &self.data.held_out, hooks)?;
         self.finish(fitted)
+    }
+
+    /// `--restart`: removes what an earlier run wrote (and only that), now that the new run
+    /// has been checked.
+    fn remove_earlier_run(&self) -> Result<(), TrainError> {
+        for name in RUN_OUTPUTS {
+            let path = self.artifact_dir.join(name);
+            let removed = match std::fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+                Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+                Ok(_) => std::fs::remove_file(&path),
+            };
+            removed.map_err(|e| TrainError::file(&path, format!("cannot remove: {e}")))?;
+        }
+        Ok(())
     }
 
     /// Creates the artifact directory and saves the resolved recipe in it; returns the rows
@@ -274,6 +322,42 @@ fn recipe_path(options: &TrainOptions, artifact_dir: &Path) -> Result<PathBuf, T
             ),
         )),
     }
+}
+
+/// Without `--resume` or `--restart`, an artifact directory holding an earlier run is left
+/// alone: starting over there would mix the two runs' files.
+fn holds_no_earlier_run(dir: &Path) -> Result<(), TrainError> {
+    let found: Vec<&str> = RUN_OUTPUTS
+        .into_iter()
+        .filter(|name| dir.join(name).symlink_metadata().is_ok())
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(TrainError::file(
+        dir,
+        format!(
+            "holds an earlier run ({}); continue it with --resume, start over with --restart              (which replaces its files), or choose another --artifact-dir",
+            found.join(", ")
+        ),
+    ))
+}
+
+/// A resumed run continues from checkpoints of its own network: `--set model.…` cannot
+/// change it.
+fn keeps_its_network(saved: &Path, config: &RunConfig) -> Result<(), TrainError> {
+    let original = RunConfig::load(saved)?;
+    if original.model == config.model {
+        return Ok(());
+    }
+    Err(TrainError::Config(ConfigError {
+        origin: "--set".into(),
+        key: "model".into(),
+        reason: format!(
+            "a resumed run keeps the network it started with (in {}); start a new run to              change it",
+            saved.display()
+        ),
+    }))
 }
 
 /// The recipe with `--set` and `--epochs` applied, each checked.

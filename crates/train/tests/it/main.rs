@@ -2,6 +2,7 @@
 //! links all of Burn, so one binary instead of three is a shorter build.
 
 mod cli;
+mod protect;
 mod resume;
 // The parity test needs the wgpu backend, which is compiled only with the `wgpu` feature
 // (`cargo test --workspace --all-features`, as CI runs it). Without it, `cli` checks instead

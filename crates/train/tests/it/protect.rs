@@ -1,0 +1,124 @@
+//! An artifact directory holds one run: commands that would mix another run into a finished
+//! one are refused before anything is written, and two trainings never write one directory
+//! at once.
+
+use crate::{text, train, train_command, train_into};
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+fn assert_refused(output: &Output, needles: &[&str]) {
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} missing from {stderr}");
+    }
+}
+
+/// The bytes of every file a run wrote, by name.
+fn snapshot(run: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for name in ["config.toml", "model.bpk", "metrics.csv", "summary.json"] {
+        files.push((name.to_string(), std::fs::read(run.join(name)).unwrap()));
+    }
+    let mut checkpoints: Vec<_> = std::fs::read_dir(run.join("checkpoint"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    checkpoints.sort();
+    for path in checkpoints {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        files.push((name, std::fs::read(path).unwrap()));
+    }
+    files
+}
+
+#[test]
+fn a_finished_run_is_left_alone_unless_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let smoke = Path::new("configs/smoke.toml");
+    let output = train_into(smoke, &run, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let before = snapshot(&run);
+
+    // A new run into it, and a resumed one that would change its network: both refused.
+    let output = train_into(smoke, &run, &[]);
+    assert_refused(
+        &output,
+        &[run.to_str().unwrap(), "earlier run", "--restart"],
+    );
+    let run_dir = run.to_str().unwrap();
+    let output = train(&[
+        "--resume",
+        "--artifact-dir",
+        run_dir,
+        "--set",
+        "model.conv1_channels=12",
+    ]);
+    assert_refused(&output, &["model", "keeps the network"]);
+    assert!(
+        snapshot(&run) == before,
+        "a refused command changed the run"
+    );
+
+    // --restart replaces the run, once the new recipe has been checked.
+    let output = train_into(
+        smoke,
+        &run,
+        &["--restart", "--set", "optimizer.learning_rate=-1"],
+    );
+    assert_refused(&output, &["optimizer.learning_rate"]);
+    assert!(
+        snapshot(&run) == before,
+        "a refused restart changed the run"
+    );
+    let output = train_into(
+        smoke,
+        &run,
+        &["--restart", "--set", "data.train_limit=2000"],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(config.contains("train_limit = 2000"), "{config}");
+}
+
+#[test]
+fn two_trainings_never_write_one_directory_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("three.toml");
+    std::fs::write(
+        &config,
+        "[training]\nepochs = 3\n[data]\ntrain_limit = 30000\ntest_limit = 1000\n",
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let (config, run_dir) = (config.to_str().unwrap(), run.to_str().unwrap());
+    let mut first = train_command(&["--config", config, "--artifact-dir", run_dir])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once its recipe is saved, the first run holds the directory and is training.
+    let started = Instant::now();
+    while !run.join("config.toml").exists() {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended early"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no recipe appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let holder = format!("process {}", first.id());
+    let output = train(&["--config", config, "--artifact-dir", run_dir, "--restart"]);
+    assert_refused(&output, &[run_dir, "another training", &holder]);
+    let output = train(&["--resume", "--artifact-dir", run_dir]);
+    assert_refused(&output, &["another training", &holder]);
+    first.kill().unwrap();
+    first.wait().unwrap();
+}
