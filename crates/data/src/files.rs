@@ -54,6 +54,56 @@ pub fn read_text_bounded(path: &Path, limit: u64) -> std::io::Result<String> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// The SHA-256 of `bytes`, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The checksum file kept beside `path`: `model.bpk` → `model.bpk.sha256`.
+pub fn checksum_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".sha256");
+    path.with_file_name(name)
+}
+
+/// [`write_atomic`], then the file's SHA-256 beside it in `sha256sum`'s format (so
+/// `sha256sum -c model.bpk.sha256` checks it too), for [`verify_checksum`] to find damage.
+pub fn write_with_checksum(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic(path, bytes)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let line = format!("{}  {name}\n", sha256_hex(bytes));
+    write_atomic(&checksum_path(path), line.as_bytes())
+}
+
+/// Checks `bytes`, read from `path`, against the checksum [`write_with_checksum`] kept
+/// beside it: `Ok(true)` when they match, `Ok(false)` when there is no checksum file (a file
+/// from before checksums were kept), and the reason otherwise.
+pub fn verify_checksum(path: &Path, bytes: &[u8]) -> Result<bool, String> {
+    let sums = checksum_path(path);
+    let text = match read_text_bounded(&sums, MAX_TEXT_FILE_BYTES) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("cannot read {}: {e}", sums.display())),
+        Ok(text) => text,
+    };
+    matches_checksum(&text, bytes, &sums.display().to_string()).map(|()| true)
+}
+
+/// Checks `bytes` against the first word of a `sha256sum` line, `text`, read from `origin`.
+pub fn matches_checksum(text: &str, bytes: &[u8], origin: &str) -> Result<(), String> {
+    let expected = text.split_whitespace().next().unwrap_or_default();
+    if expected == sha256_hex(bytes) {
+        Ok(())
+    } else {
+        Err(format!(
+            "does not match its checksum in {origin}: the file is damaged or was changed"
+        ))
+    }
+}
+
 /// The file a write to `path` lands in: `path` itself, or what its chain of symbolic links
 /// names; an error if that exists and is not a regular file.
 pub fn write_target(path: &Path) -> std::io::Result<std::path::PathBuf> {
@@ -212,6 +262,29 @@ mod tests {
         std::os::unix::fs::symlink("loop-a", dir.path().join("loop-b")).unwrap();
         let err = write_atomic(&dir.path().join("loop-a"), b"x").unwrap_err();
         assert!(err.to_string().contains("symbolic links"), "{err}");
+    }
+
+    #[test]
+    fn a_checksum_beside_the_file_finds_any_changed_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.bpk");
+        let bytes: Vec<u8> = (0..=255).collect();
+        write_with_checksum(&path, &bytes).unwrap();
+        let sums = std::fs::read_to_string(dir.path().join("model.bpk.sha256")).unwrap();
+        assert_eq!(sums, format!("{}  model.bpk\n", sha256_hex(&bytes)));
+        assert_eq!(verify_checksum(&path, &bytes), Ok(true));
+        let mut flipped = bytes.clone();
+        flipped[100] ^= 0x10;
+        let err = verify_checksum(&path, &flipped).unwrap_err();
+        assert!(
+            err.contains("model.bpk.sha256") && err.contains("damaged"),
+            "{err}"
+        );
+        // A file from before checksums were kept is not refused for lacking one.
+        assert_eq!(
+            verify_checksum(&dir.path().join("old.bpk"), &bytes),
+            Ok(false)
+        );
     }
 
     #[test]

@@ -3,7 +3,6 @@
 use crate::PIXELS;
 use crate::idx::{IdxError, IdxFile, read_idx};
 use burn::data::dataset::{Dataset, DatasetError};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -77,7 +76,7 @@ impl MnistFile {
 
     /// Checks decompressed `bytes` against the published checksum.
     pub fn verify(self, path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-        let actual = hex(&Sha256::digest(bytes));
+        let actual = crate::sha256_hex(bytes);
         if actual == self.sha256 {
             Ok(())
         } else {
@@ -88,10 +87,6 @@ impl MnistFile {
             })
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why MNIST could not be loaded. Every variant names the file.

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 /// classify without training first, and the config that run saved beside them.
 const SHIPPED_MODEL: &[u8] = include_bytes!("../model/model.bpk");
 const SHIPPED_CONFIG: &str = include_str!("../model/config.toml");
+const SHIPPED_CHECKSUM: &str = include_str!("../model/model.bpk.sha256");
 /// The shipped model's test figures, as `cargo xtask eval --artifact-dir crates/infer/model`
 /// printed them.
 const SHIPPED_SUMMARY: &str = include_str!("../model/summary.json");
@@ -204,6 +205,12 @@ impl DigitClassifier {
 
 fn load_shipped(device: &Device) -> Result<Cnn, LoadError> {
     let config = RunFile::parse(SHIPPED_CONFIG, Path::new(SHIPPED_CONFIG_NAME))?.model;
+    data::matches_checksum(SHIPPED_CHECKSUM, SHIPPED_MODEL, "model.bpk.sha256").map_err(
+        |reason| LoadError::Unreadable {
+            path: SHIPPED_MODEL_NAME.into(),
+            reason,
+        },
+    )?;
     let record =
         ModuleRecord::from_bytes(Bytes::from_bytes_vec(SHIPPED_MODEL.to_vec())).map_err(|e| {
             LoadError::Unreadable {
@@ -236,6 +243,9 @@ fn load_run(dir: &Path, device: &Device) -> Result<Cnn, LoadError> {
     };
     let bytes = data::read_bounded(&record_path, MAX_RECORD_BYTES)
         .map_err(|e| unreadable(e.to_string()))?;
+    // Damage that still parses would load as a different network: the checksum written at
+    // save time catches it (runs from before checksums were kept have none to check).
+    data::verify_checksum(&record_path, &bytes).map_err(unreadable)?;
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| unreadable(e.to_string()))?;
     let (record_name, config_name) = (record_path.display(), config_path.display());

@@ -97,15 +97,17 @@ pub struct RunData {
 
 /// What a run writes into its artifact directory: an earlier run is recognised by any of
 /// them, and `--restart` removes exactly these.
-pub const RUN_OUTPUTS: [&str; 8] = [
+pub const RUN_OUTPUTS: [&str; 10] = [
     "checkpoint",
     "config.toml",
     "metrics.csv",
     "model.bpk",
+    "model.bpk.sha256",
     "summary.json",
     "curves.png",
     "confusion.png",
     "misclassified.png",
+    "experiment.log",
 ];
 
 /// A run whose config, data, backend and resume point are all checked, holding its artifact
@@ -259,7 +261,7 @@ impl PreparedRun {
             .into_record()
             .into_bytes()
             .map_err(|e| TrainError::file(&model_path, format!("cannot encode: {e}")))?;
-        write_atomic(&model_path, &record)
+        data::write_with_checksum(&model_path, &record)
             .map_err(|e| TrainError::file(&model_path, format!("cannot write: {e}")))?;
 
         let test = self.data.final_test.as_ref().unwrap_or(&self.data.held_out);

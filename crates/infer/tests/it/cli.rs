@@ -353,3 +353,22 @@ fn export_never_replaces_a_special_file() {
     let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
     assert!(kind.is_fifo(), "{kind:?}");
 }
+
+/// A `model.bpk` with a flipped byte in its weights still parses, and would load as another
+/// network; the checksum training writes beside it refuses it.
+#[test]
+fn a_damaged_model_is_refused_by_its_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_dir(dir.path(), 10);
+    let record = run.join("model.bpk");
+    let mut bytes = std::fs::read(&record).unwrap();
+    data::write_with_checksum(&record, &bytes).unwrap();
+    let sample = root().join("data/digits/seven-mnist.png");
+    let args = ["--model", run.to_str().unwrap(), sample.to_str().unwrap()];
+    assert!(infer(&args).status.success());
+    // A byte in the last weights written (the classifier's), not in the record's framing.
+    let at = bytes.len() - 16;
+    bytes[at] ^= 0x40;
+    std::fs::write(&record, &bytes).unwrap();
+    assert_one_line_error(&infer(&args), &["model.bpk", "checksum", "damaged"]);
+}

@@ -1,26 +1,8 @@
 //! The `train` binary end to end: a real (small) training run, and every way a run is refused.
 
-use crate::{root, text, train, train_into};
+use crate::{assert_refused, root, text, train, train_into};
 use std::path::Path;
 use std::process::Output;
-
-/// A refused run: non-zero exit, exactly one line on stderr containing every `needle`, no panic.
-fn assert_refused(output: &Output, needles: &[&str]) {
-    let stderr = text(&output.stderr);
-    assert!(
-        !output.status.success(),
-        "expected failure, stderr: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "one line expected: {stderr}"
-    );
-    for needle in needles {
-        assert!(stderr.contains(needle), "{needle:?} missing from: {stderr}");
-    }
-}
 
 fn smoke_run(backend: &str, min_accuracy: f64) {
     let dir = tempfile::tempdir().unwrap();

@@ -46,3 +46,21 @@ fn train_into(config: &Path, artifacts: &Path, extra: &[&str]) -> Output {
     args.extend(extra);
     train(&args)
 }
+
+/// A refused run: non-zero exit, exactly one line on stderr containing every `needle`, no panic.
+fn assert_refused(output: &Output, needles: &[&str]) {
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "expected failure, stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line expected: {stderr}"
+    );
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} missing from: {stderr}");
+    }
+}

@@ -2,25 +2,20 @@
 //! one are refused before anything is written, and two trainings never write one directory
 //! at once.
 
-use crate::{text, train, train_command, train_into};
+use crate::{assert_refused, text, train, train_command, train_into};
 use std::path::Path;
-use std::process::Output;
 use std::time::{Duration, Instant};
-
-fn assert_refused(output: &Output, needles: &[&str]) {
-    let stderr = text(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    for needle in needles {
-        assert!(stderr.contains(needle), "{needle:?} missing from {stderr}");
-    }
-}
 
 /// The bytes of every file a run wrote, by name.
 fn snapshot(run: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
-    for name in ["config.toml", "model.bpk", "metrics.csv", "summary.json"] {
+    for name in [
+        "config.toml",
+        "model.bpk",
+        "model.bpk.sha256",
+        "metrics.csv",
+        "summary.json",
+    ] {
         files.push((name.to_string(), std::fs::read(run.join(name)).unwrap()));
     }
     let mut checkpoints: Vec<_> = std::fs::read_dir(run.join("checkpoint"))
