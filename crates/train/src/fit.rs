@@ -9,20 +9,20 @@ use crate::quiet::QuietRenderer;
 use crate::report::{DIVERGED, EpochReport, EpochRow, MeasureNames, SharedRows};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
-use burn::optim::AdamConfig;
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::lr_scheduler::LrSchedulerConfig;
 use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::optim::lr_scheduler::linear::LinearLrSchedulerConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::lr_scheduler::sequential::SequentialLrSchedulerConfig;
+use burn::optim::lr_scheduler::{LrSchedulerConfig, LrSchedulerRecord};
+use burn::optim::{AdamConfig, OptimizerRecord};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use burn::train::checkpoint::KeepLastNCheckpoints;
+use burn::train::checkpoint::{Checkpoint, KeepLastNCheckpoints};
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Interrupter, Learner, LearningResult, SupervisedTraining};
 use data::{MnistBatcher, MnistDataset};
-use model::Cnn;
+use model::{Cnn, one_line};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -155,10 +155,12 @@ impl FitPlan<'_> {
             cnn: self.config.model.init(autodiff),
         };
         if let Some(epoch) = self.resume_from {
-            // Burn panics on a checkpoint that does not fit; check it here to say why instead.
+            // Burn panics on a checkpoint it cannot read or that does not fit: read each
+            // record here first, to name the file and say why instead.
+            let record: ModuleRecord = self.read_checkpoint("model", epoch)?;
+            let _: OptimizerRecord = self.read_checkpoint("optim", epoch)?;
+            let _: LrSchedulerRecord = self.read_checkpoint("scheduler", epoch)?;
             let path = self.checkpoint_dir().join(format!("model-{epoch}.bpk"));
-            let record = ModuleRecord::load(&path)
-                .map_err(|e| TrainError::file(&path, format!("cannot read: {e}")))?;
             classifier =
                 classifier
                     .try_load_record(record)
@@ -181,6 +183,21 @@ impl FitPlan<'_> {
         let schedule = learning_rate_schedule(o, steps)
             .map_err(|e| TrainError::file(self.config_path, format!("`optimizer`: {e}")))?;
         Ok(Learner::new(classifier, optimizer, schedule))
+    }
+
+    /// One of the records Burn checkpointed after `epoch` (`model`, `optim`, `scheduler`).
+    fn read_checkpoint<R: Checkpoint>(&self, part: &str, epoch: usize) -> Result<R, TrainError> {
+        let path = self.checkpoint_dir().join(format!("{part}-{epoch}.bpk"));
+        R::load(path.clone()).map_err(|e| {
+            let reason = one_line(&e.to_string());
+            TrainError::file(
+                &path,
+                format!(
+                    "cannot read ({reason}): epoch {epoch}'s checkpoint is damaged; remove its \
+                     model, optim and scheduler records to resume from the epoch before"
+                ),
+            )
+        })
     }
 
     /// The network the Learner ended with, or why it ended early.

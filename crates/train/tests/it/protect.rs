@@ -117,3 +117,28 @@ fn two_trainings_never_write_one_directory_at_once() {
     first.kill().unwrap();
     first.wait().unwrap();
 }
+
+/// A checkpoint cut short (a full disk, a copy interrupted) is named on `--resume`, with the
+/// way out, instead of a panic inside Burn.
+#[test]
+fn a_truncated_checkpoint_is_refused_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let output = train_into(Path::new("configs/smoke.toml"), &run, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // (The scheduler's record holds no tensors here: cut in half, it loses only padding.)
+    for part in ["model", "optim"] {
+        let path = run.join(format!("checkpoint/{part}-1.bpk"));
+        let whole = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
+        let output = train(&[
+            "--resume",
+            "--epochs",
+            "2",
+            "--artifact-dir",
+            run.to_str().unwrap(),
+        ]);
+        assert_refused(&output, &[&format!("{part}-1.bpk"), "damaged"]);
+        std::fs::write(&path, whole).unwrap();
+    }
+}
