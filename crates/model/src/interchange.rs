@@ -11,6 +11,10 @@ use burn::store::{
 };
 use std::path::{Path, PathBuf};
 
+/// The largest weights file read: the tutorial's network is 30 KB, and no config this project
+/// accepts comes near this.
+const MAX_WEIGHTS_BYTES: u64 = 1 << 30;
+
 /// Burn's layer names and the tutorial's `nn.Sequential` indices for the same layers.
 const LAYERS: [(&str, &str); 3] = [("conv1", "0"), ("conv2", "3"), ("classifier", "7")];
 
@@ -117,8 +121,22 @@ impl Cnn {
             path: path.to_path_buf(),
             reason,
         };
-        if !path.is_file() {
-            return Err(unreadable("not found".into()));
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(unreadable("not found".into()));
+            }
+            Err(e) => return Err(unreadable(e.to_string())),
+            Ok(meta) if meta.is_dir() => {
+                return Err(unreadable("a directory, not a weights file".into()));
+            }
+            Ok(meta) if !meta.is_file() => return Err(unreadable("not a regular file".into())),
+            Ok(meta) if meta.len() > MAX_WEIGHTS_BYTES => {
+                return Err(unreadable(format!(
+                    "larger than the {} MiB a weights file may be",
+                    MAX_WEIGHTS_BYTES >> 20
+                )));
+            }
+            Ok(_) => {}
         }
         let format = WeightsFormat::of(path).ok_or_else(|| {
             unreadable("unknown weights format (expected .pt, .pth or .safetensors)".into())
@@ -195,13 +213,23 @@ fn problems(result: &ApplyResult) -> Vec<String> {
             } => format!(
                 "{} has shape {:?}, expected {:?}",
                 torch_name(path),
-                found.as_slice(),
-                expected.as_slice()
+                torch_shape(path, found),
+                torch_shape(path, expected)
             ),
             other => one_line(&other.to_string()),
         });
     }
     problems
+}
+
+/// A shape as the PyTorch file has it: the adapter compares a `Linear` weight after turning
+/// it to Burn's `[in, out]`, and the file holds `[out, in]`.
+fn torch_shape(path: &str, shape: &[usize]) -> Vec<usize> {
+    let mut shape = shape.to_vec();
+    if path == "classifier.weight" {
+        shape.reverse();
+    }
+    shape
 }
 
 /// A Burn parameter path in the tutorial's naming (`classifier.weight` → `7.weight`).
@@ -281,6 +309,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = Cnn::load_pytorch_weights(&dir.path().join("none.pt"), &device).unwrap_err();
         assert!(err.to_string().contains("none.pt: not found"), "{err}");
+        let folder = dir.path().join("folder.pt");
+        std::fs::create_dir(&folder).unwrap();
+        let err = Cnn::load_pytorch_weights(&folder, &device).unwrap_err();
+        assert!(err.to_string().contains("folder.pt: a directory"), "{err}");
 
         let odd = dir.path().join("weights.bin");
         std::fs::write(&odd, b"0000").unwrap();
@@ -306,6 +338,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("3.weight has shape [16, 10, 3, 3]"), "{err}");
+        // The classifier's weight in PyTorch's own `[out, in]`, as the file holds it.
+        assert!(
+            err.contains("7.weight has shape [10, 400], expected [10, 500]"),
+            "{err}"
+        );
         assert!(!err.contains('\n'), "{err}");
     }
 }
