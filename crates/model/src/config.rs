@@ -39,6 +39,11 @@ pub struct CnnConfig {
     pub input_std: f64,
 }
 
+/// The most parameters a network may have: 10⁸ (400 MB in f32), some 14,000 times the
+/// tutorial's. Far beyond what the network is for, and far below what would exhaust memory
+/// before a single batch.
+pub const MAX_PARAMETERS: u64 = 100_000_000;
+
 impl CnnConfig {
     /// Side of the feature maps that reach the classifier, or `None` when the kernels are too
     /// large for a 28×28 input.
@@ -46,6 +51,46 @@ impl CnnConfig {
         let after_conv1 = (IMAGE_SIDE + 1).checked_sub(self.conv1_kernel)?;
         let after_conv2 = (after_conv1 / 2 + 1).checked_sub(self.conv2_kernel)?;
         (after_conv2 / 2 > 0).then_some(after_conv2 / 2)
+    }
+
+    /// The network's parameter count (7,090 for the tutorial's), or `None` when the kernels
+    /// leave no feature map.
+    pub fn parameter_count(&self) -> Option<u64> {
+        let side = self.feature_side()? as u64;
+        let [c1, k1, c2, k2, classes] = [
+            self.conv1_channels,
+            self.conv1_kernel,
+            self.conv2_channels,
+            self.conv2_kernel,
+            self.num_classes,
+        ]
+        .map(|n| n as u64);
+        let conv1 = c1.saturating_mul(k1 * k1).saturating_add(c1);
+        let conv2 = c2
+            .saturating_mul(c1)
+            .saturating_mul(k2 * k2)
+            .saturating_add(c2);
+        let features = c2.saturating_mul(side * side);
+        let classifier = features.saturating_mul(classes).saturating_add(classes);
+        Some(conv1.saturating_add(conv2).saturating_add(classifier))
+    }
+
+    /// Floats one image keeps while training, as an upper estimate: the input, each block's
+    /// convolution map and pooled map, the logits, and a gradient for each. `None` when the
+    /// kernels leave no feature map.
+    pub fn training_floats_per_image(&self) -> Option<u64> {
+        self.feature_side()?;
+        let conv1_side = (IMAGE_SIDE + 1 - self.conv1_kernel) as u64;
+        let pooled1 = conv1_side / 2;
+        let conv2_side = pooled1 + 1 - self.conv2_kernel as u64;
+        let pooled2 = conv2_side / 2;
+        let (c1, c2) = (self.conv1_channels as u64, self.conv2_channels as u64);
+        let maps = c1
+            .saturating_mul(conv1_side * conv1_side + pooled1 * pooled1)
+            .saturating_add(c2.saturating_mul(conv2_side * conv2_side + pooled2 * pooled2));
+        let values =
+            maps.saturating_add((IMAGE_SIDE * IMAGE_SIDE) as u64 + self.num_classes as u64);
+        Some(values.saturating_mul(2))
     }
 
     /// Builds the network with freshly initialised weights (PyTorch's default initialisation:
@@ -92,6 +137,21 @@ impl CnnConfig {
             return fail(
                 "conv2_kernel",
                 format!("kernels {k1}×{k1} and {k2}×{k2} leave no feature map from a 28×28 image"),
+            );
+        }
+        let parameters = self.parameter_count().unwrap_or(u64::MAX);
+        if parameters > MAX_PARAMETERS {
+            let key = if self.conv1_channels > self.conv2_channels {
+                "conv1_channels"
+            } else {
+                "conv2_channels"
+            };
+            return fail(
+                key,
+                format!(
+                    "makes a network of {parameters} parameters, more than the {MAX_PARAMETERS} \
+                     this project builds (the tutorial's has 7,090)"
+                ),
             );
         }
         if self.num_classes != 10 {
@@ -174,6 +234,30 @@ mod tests {
         toml::from_str::<Section>(text)
             .map(|section| section.model)
             .map_err(|e| one_line(e.message()))
+    }
+
+    #[test]
+    fn the_parameter_count_is_the_built_networks() {
+        let device = burn::prelude::Device::flex();
+        for config in [
+            CnnConfig::new(),
+            CnnConfig::new().with_conv1_channels(7).with_conv2_kernel(5),
+            CnnConfig::new()
+                .with_conv1_kernel(3)
+                .with_conv2_channels(32),
+        ] {
+            let built = burn::module::Module::num_params(&config.init(&device)) as u64;
+            assert_eq!(config.parameter_count(), Some(built), "{config:?}");
+        }
+        assert_eq!(CnnConfig::new().parameter_count(), Some(7_090));
+    }
+
+    #[test]
+    fn a_network_too_large_to_build_is_refused_naming_the_key() {
+        let huge = CnnConfig::new().with_conv2_channels(1_000_000_000);
+        let error = huge.validate().unwrap_err();
+        assert_eq!(error.key, "conv2_channels");
+        assert!(error.reason.contains("parameters"), "{error}");
     }
 
     #[test]

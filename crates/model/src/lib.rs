@@ -10,7 +10,7 @@ mod parameters;
 mod test_support;
 
 pub use backend::{BackendError, BackendKind, ReadyDevice, UnknownBackend};
-pub use config::{CnnConfig, InvalidModelConfig};
+pub use config::{CnnConfig, InvalidModelConfig, MAX_PARAMETERS};
 pub use interchange::{InterchangeError, WeightsFormat};
 
 use burn::nn::Linear;

@@ -236,7 +236,38 @@ impl RunConfig {
         self.optimizer.check()?;
         self.augmentation.check()?;
         self.training.check()?;
-        self.data.check()
+        self.data.check()?;
+        self.fits_in_memory(available_memory())
+    }
+
+    /// Refuses a batch whose working set cannot fit in `available` bytes, before anything is
+    /// allocated: an absurd `training.batch_size` would otherwise abort the process on a
+    /// failed allocation. Estimated from the network's shapes, in f32: each image's
+    /// activations and their gradients, and the weights with their gradients and Adam's two
+    /// moments.
+    fn fits_in_memory(&self, available: Option<u64>) -> Result<(), Invalid> {
+        let Some(available) = available else {
+            return Ok(());
+        };
+        let floats_per_image = self.model.training_floats_per_image().unwrap_or(0);
+        let parameters = self.model.parameter_count().unwrap_or(0);
+        let bytes = (self.training.batch_size as u64)
+            .saturating_mul(floats_per_image)
+            .saturating_add(parameters.saturating_mul(4))
+            .saturating_mul(4);
+        if bytes <= available {
+            return Ok(());
+        }
+        invalid(
+            "training.batch_size",
+            format!(
+                "{} images a batch would need about {} MiB, more than the {} MiB of memory \
+                 available",
+                self.training.batch_size,
+                bytes >> 20,
+                available >> 20
+            ),
+        )
     }
 
     /// Applies `KEY=VALUE` settings (dotted keys, TOML values; bare words are strings) over
@@ -311,6 +342,15 @@ impl AugmentationSection {
 }
 
 /// A value out of range: its dotted key and why.
+/// Memory the system can give this process now (`MemAvailable` in `/proc/meminfo`), or `None`
+/// where that is not known.
+fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
 type Invalid = (String, String);
 
 fn invalid(key: &str, reason: String) -> Result<(), Invalid> {
@@ -446,6 +486,23 @@ mod tests {
 
     fn parse_err(text: &str) -> ConfigError {
         RunConfig::parse(text, "test.toml").unwrap_err()
+    }
+
+    #[test]
+    fn a_batch_too_large_for_memory_is_refused_before_any_allocation() {
+        let config = RunConfig::default();
+        let gib = 1u64 << 30;
+        assert_eq!(config.fits_in_memory(Some(gib)), Ok(()));
+        assert_eq!(config.fits_in_memory(None), Ok(()));
+        let mut absurd = config.clone();
+        absurd.training.batch_size = 100_000_000;
+        let (key, reason) = absurd.fits_in_memory(Some(64 * gib)).unwrap_err();
+        assert_eq!(key, "training.batch_size");
+        assert!(reason.contains("MiB"), "{reason}");
+        // Through the config's own checks, on this machine: no machine holds terabytes.
+        let err =
+            RunConfig::parse("[training]\nbatch_size = 1000000000\n", "huge.toml").unwrap_err();
+        assert_eq!(err.key, "training.batch_size", "{err}");
     }
 
     #[test]
