@@ -169,7 +169,7 @@ fn ink_intensity(grey: GrayImage) -> Option<(GrayImage, u8)> {
 /// black too; dropping alpha would turn the whole picture black. The paper is taken to be the
 /// opposite shade of the strokes, so both dark-on-clear and light-on-clear drawings work.
 /// The common 8-bit layouts take integer paths: `image`'s general conversion goes through
-/// floats per pixel and was most of the time spent on a photo.
+/// floats per pixel, and was over a third of the time a photo took.
 fn flatten_to_grey(image: &DynamicImage) -> GrayImage {
     match image {
         DynamicImage::ImageLuma8(grey) => grey.clone(),
