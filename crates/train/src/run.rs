@@ -339,7 +339,8 @@ fn holds_no_earlier_run(dir: &Path) -> Result<(), TrainError> {
     Err(TrainError::file(
         dir,
         format!(
-            "holds an earlier run ({}); continue it with --resume, start over with --restart              (which replaces its files), or choose another --artifact-dir",
+            "holds an earlier run ({}); continue it with --resume, start over with --restart \
+             (which replaces its files), or choose another --artifact-dir",
             found.join(", ")
         ),
     ))
@@ -356,7 +357,8 @@ fn keeps_its_network(saved: &Path, config: &RunConfig) -> Result<(), TrainError>
         origin: "--set".into(),
         key: "model".into(),
         reason: format!(
-            "a resumed run keeps the network it started with (in {}); start a new run to              change it",
+            "a resumed run keeps the network it started with (in {}); start a new run to \
+             change it",
             saved.display()
         ),
     }))
