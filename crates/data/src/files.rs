@@ -22,13 +22,7 @@ pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     let file = options.open(path)?;
     let metadata = file.metadata()?;
     if !metadata.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!(
-                "not a regular file but {}",
-                file_kind(&metadata.file_type())
-            ),
-        ));
+        return Err(not_a_regular_file(&metadata, ""));
     }
     let too_large = || {
         std::io::Error::new(
@@ -122,19 +116,23 @@ pub fn write_target(path: &Path) -> std::io::Result<std::path::PathBuf> {
         } else if metadata.is_file() {
             return Ok(target);
         } else {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "not a regular file but {}: name a file to write",
-                    file_kind(&metadata.file_type())
-                ),
-            ));
+            return Err(not_a_regular_file(&metadata, ": name a file to write"));
         }
     }
     Err(std::io::Error::new(
         std::io::ErrorKind::InvalidInput,
         "too many levels of symbolic links",
     ))
+}
+
+/// The error for a path that names something other than a regular file, saying what it is;
+/// `advice` follows on the same line.
+fn not_a_regular_file(metadata: &std::fs::Metadata, advice: &str) -> std::io::Error {
+    let kind = file_kind(&metadata.file_type());
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("not a regular file but {kind}{advice}"),
+    )
 }
 
 /// What a file that is not a regular file is, in words.

@@ -145,9 +145,10 @@ impl PreparedRun {
             .clone()
             .unwrap_or_else(|| default_artifact_dir(&options.config_path));
         let config_path = recipe_path(options, &artifact_dir)?;
-        let config = resolve_config(&config_path, options)?;
+        let recipe = RunConfig::load(&config_path)?;
+        let config = resolve_config(recipe.clone(), options)?;
         if options.resume {
-            keeps_its_network(&config_path, &config)?;
+            keeps_its_network(&recipe, &config, &config_path)?;
         }
         if !options.download && !config.data.dir.is_dir() {
             return Err(TrainError::Config(ConfigError {
@@ -348,9 +349,12 @@ fn holds_no_earlier_run(dir: &Path) -> Result<(), TrainError> {
 
 /// A resumed run continues from checkpoints of its own network: `--set model.…` cannot
 /// change it.
-fn keeps_its_network(saved: &Path, config: &RunConfig) -> Result<(), TrainError> {
-    let original = RunConfig::load(saved)?;
-    if original.model == config.model {
+fn keeps_its_network(
+    saved: &RunConfig,
+    config: &RunConfig,
+    saved_path: &Path,
+) -> Result<(), TrainError> {
+    if saved.model == config.model {
         return Ok(());
     }
     Err(TrainError::Config(ConfigError {
@@ -359,14 +363,14 @@ fn keeps_its_network(saved: &Path, config: &RunConfig) -> Result<(), TrainError>
         reason: format!(
             "a resumed run keeps the network it started with (in {}); start a new run to \
              change it",
-            saved.display()
+            saved_path.display()
         ),
     }))
 }
 
 /// The recipe with `--set` and `--epochs` applied, each checked.
-fn resolve_config(path: &Path, options: &TrainOptions) -> Result<RunConfig, ConfigError> {
-    let mut config = RunConfig::load(path)?.with_overrides(&options.overrides)?;
+fn resolve_config(recipe: RunConfig, options: &TrainOptions) -> Result<RunConfig, ConfigError> {
+    let mut config = recipe.with_overrides(&options.overrides)?;
     if let Some(epochs) = options.epochs {
         config.training.epochs = epochs;
         config.validate("--epochs")?;
