@@ -1,5 +1,6 @@
-//! Seeded random distortions of training images: small rotations, scalings and shifts, the
-//! variation between people's handwriting that 60,000 images only sample.
+//! Seeded random distortions of training images: small rotations, scalings, shifts and
+//! smooth elastic warps, the variation between people's handwriting that 60,000 images only
+//! sample.
 
 use crate::PIXELS;
 use crate::batcher::pixel_to_input;
@@ -16,12 +17,32 @@ pub struct Augmentation {
     pub scale: f32,
     /// Largest shift along each axis, in pixels.
     pub shift_pixels: f32,
+    /// Largest displacement of the elastic warp's control points, in pixels: a smooth random
+    /// field that bends strokes locally, as in Simard et al. (2003), drawn on a coarse grid
+    /// and interpolated (far cheaper than smoothing a per-pixel field).
+    pub elastic_pixels: f32,
 }
+
+/// Control points of the elastic warp along each side: one every 6.75 pixels.
+const ELASTIC_GRID: usize = 5;
 
 impl Augmentation {
     /// True when no bound allows any change.
     pub fn is_identity(&self) -> bool {
-        self.rotation_degrees == 0.0 && self.scale == 0.0 && self.shift_pixels == 0.0
+        self.rotation_degrees == 0.0
+            && self.scale == 0.0
+            && self.shift_pixels == 0.0
+            && self.elastic_pixels == 0.0
+    }
+
+    /// Every bound times `strength`: how a run lightens its distortions toward the end.
+    pub fn scaled(&self, strength: f32) -> Self {
+        Self {
+            rotation_degrees: self.rotation_degrees * strength,
+            scale: self.scale * strength,
+            shift_pixels: self.shift_pixels * strength,
+            elastic_pixels: self.elastic_pixels * strength,
+        }
     }
 
     /// Writes one randomly distorted copy of `pixels` into `inputs`, already scaled as
@@ -38,19 +59,47 @@ impl Augmentation {
         let angle = draw(self.rotation_degrees).to_radians();
         let scale = 1.0 + draw(self.scale);
         let (dx, dy) = (draw(self.shift_pixels), draw(self.shift_pixels));
-        // Each output pixel reads the source at the inverse transform of its position.
+        let warp = (self.elastic_pixels > 0.0).then(|| {
+            let mut grid = [[(0.0f32, 0.0f32); ELASTIC_GRID]; ELASTIC_GRID];
+            for point in grid.iter_mut().flatten() {
+                *point = (draw(self.elastic_pixels), draw(self.elastic_pixels));
+            }
+            grid
+        });
+        // Each output pixel reads the source at the inverse transform of its position, moved
+        // by the warp there.
         let (sin, cos) = angle.sin_cos();
         let centre = (IMAGE_SIDE as f32 - 1.0) / 2.0;
         for (y, row) in inputs.chunks_exact_mut(IMAGE_SIDE).enumerate() {
             let oy = y as f32 - centre - dy;
             for (x, input) in row.iter_mut().enumerate() {
                 let ox = x as f32 - centre - dx;
-                let sx = (cos * ox + sin * oy) / scale + centre;
-                let sy = (-sin * ox + cos * oy) / scale + centre;
+                let (wx, wy) = warp.as_ref().map_or((0.0, 0.0), |grid| warp_at(grid, x, y));
+                let sx = (cos * ox + sin * oy) / scale + centre + wx;
+                let sy = (-sin * ox + cos * oy) / scale + centre + wy;
                 *input = pixel_to_input_f32(bilinear(pixels, sx, sy));
             }
         }
     }
+}
+
+/// The elastic warp's displacement at pixel `(x, y)`: the control grid interpolated
+/// bilinearly, so it is smooth and bends neighbouring pixels alike.
+fn warp_at(grid: &[[(f32, f32); ELASTIC_GRID]; ELASTIC_GRID], x: usize, y: usize) -> (f32, f32) {
+    let cell = (IMAGE_SIDE - 1) as f32 / (ELASTIC_GRID - 1) as f32;
+    let place = |v: usize| {
+        let t = v as f32 / cell;
+        let i = (t as usize).min(ELASTIC_GRID - 2);
+        (i, t - i as f32)
+    };
+    let ((i, fx), (j, fy)) = (place(x), place(y));
+    let mix = |a: f32, b: f32, t: f32| a + (b - a) * t;
+    let axis = |get: fn(&(f32, f32)) -> f32| {
+        let top = mix(get(&grid[j][i]), get(&grid[j][i + 1]), fx);
+        let bottom = mix(get(&grid[j + 1][i]), get(&grid[j + 1][i + 1]), fx);
+        mix(top, bottom, fy)
+    };
+    (axis(|p| p.0), axis(|p| p.1))
 }
 
 /// [`pixel_to_input`] for an interpolated (fractional) pixel value; the scaling is linear, so
@@ -100,6 +149,7 @@ mod tests {
         rotation_degrees: 0.0,
         scale: 0.0,
         shift_pixels: 0.0,
+        elastic_pixels: 0.0,
     };
 
     #[test]
@@ -118,6 +168,7 @@ mod tests {
             rotation_degrees: 15.0,
             scale: 0.1,
             shift_pixels: 2.0,
+            elastic_pixels: 1.5,
         };
         assert!(!augmentation.is_identity());
         assert_eq!(distort(augmentation, 7), distort(augmentation, 7));
@@ -165,5 +216,71 @@ mod tests {
             top_row[13] + top_row[14] < 0.5
         });
         assert!(turned);
+    }
+
+    #[test]
+    fn an_elastic_warp_bends_strokes_but_keeps_them_in_place() {
+        let augmentation = Augmentation {
+            elastic_pixels: 2.0,
+            ..NONE
+        };
+        assert!(!augmentation.is_identity());
+        let plain: Vec<f32> = stroke().iter().map(|&p| pixel_to_input(p)).collect();
+        let original: f32 = plain.iter().sum();
+        for seed in 0..10 {
+            let inputs = distort(augmentation, seed);
+            assert_ne!(inputs, plain, "seed {seed}: a warp changes the image");
+            // No pixel moves by more than the bound, so the ink stays near the stroke.
+            for (i, &v) in inputs.iter().enumerate() {
+                let column = i % IMAGE_SIDE;
+                if v > 0.1 {
+                    assert!(
+                        (10..=17).contains(&column),
+                        "seed {seed}: ink at column {column}"
+                    );
+                }
+            }
+            let ink: f32 = inputs.iter().sum();
+            assert!(
+                (ink - original).abs() / original < 0.3,
+                "seed {seed}: {ink}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_warp_is_the_grid_at_its_points_and_between_them() {
+        let mut grid = [[(0.0f32, 0.0f32); ELASTIC_GRID]; ELASTIC_GRID];
+        grid[0][0] = (1.0, -1.0);
+        grid[ELASTIC_GRID - 1][ELASTIC_GRID - 1] = (2.0, 0.5);
+        assert_eq!(warp_at(&grid, 0, 0), (1.0, -1.0));
+        let last = IMAGE_SIDE - 1;
+        let (x, y) = warp_at(&grid, last, last);
+        assert!((x - 2.0).abs() < 1e-5 && (y - 0.5).abs() < 1e-5);
+        // Halfway between the first two control points along the top edge: half the first.
+        let (x, _) = warp_at(&grid, 3, 0);
+        assert!(x > 0.4 && x < 0.7, "{x}");
+        assert_eq!(warp_at(&grid, 14, 14), (0.0, 0.0));
+    }
+
+    #[test]
+    fn scaling_shrinks_every_bound() {
+        let augmentation = Augmentation {
+            rotation_degrees: 10.0,
+            scale: 0.2,
+            shift_pixels: 2.0,
+            elastic_pixels: 1.0,
+        };
+        let half = augmentation.scaled(0.5);
+        assert_eq!(
+            (
+                half.rotation_degrees,
+                half.scale,
+                half.shift_pixels,
+                half.elastic_pixels
+            ),
+            (5.0, 0.1, 1.0, 0.5)
+        );
+        assert!(augmentation.scaled(0.0).is_identity());
     }
 }

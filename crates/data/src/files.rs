@@ -68,22 +68,32 @@ pub fn checksum_path(path: &Path) -> std::path::PathBuf {
 /// `sha256sum -c model.bpk.sha256` checks it too), for [`verify_checksum`] to find damage.
 pub fn write_with_checksum(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic(path, bytes)?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let line = format!("{}  {name}\n", sha256_hex(bytes));
+    let line = format!("{}  {}\n", sha256_hex(bytes), file_name(path));
     write_atomic(&checksum_path(path), line.as_bytes())
 }
 
 /// Checks `bytes`, read from `path`, against the checksum [`write_with_checksum`] kept
-/// beside it: `Ok(true)` when they match, `Ok(false)` when there is no checksum file (a file
-/// from before checksums were kept), and the reason otherwise.
-pub fn verify_checksum(path: &Path, bytes: &[u8]) -> Result<bool, String> {
+/// beside it, and says why not: damage, or no checksum at all (a file from before checksums
+/// were kept, or one whose checksum was removed, cannot be told from a damaged one, so the
+/// message says how to vouch for it).
+pub fn verify_checksum(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let sums = checksum_path(path);
     let text = match read_text_bounded(&sums, MAX_TEXT_FILE_BYTES) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (name, sums_name) = (file_name(path), file_name(&sums));
+            return Err(format!(
+                "has no checksum ({sums_name}) to show it is undamaged; if you trust it, \
+                 write one with `sha256sum {name} > {sums_name}` in its folder"
+            ));
+        }
         Err(e) => return Err(format!("cannot read {}: {e}", sums.display())),
         Ok(text) => text,
     };
-    matches_checksum(&text, bytes, &sums.display().to_string()).map(|()| true)
+    matches_checksum(&text, bytes, &sums.display().to_string())
+}
+
+fn file_name(path: &Path) -> std::borrow::Cow<'_, str> {
+    path.file_name().unwrap_or_default().to_string_lossy()
 }
 
 /// Checks `bytes` against the first word of a `sha256sum` line, `text`, read from `origin`.
@@ -270,7 +280,7 @@ mod tests {
         write_with_checksum(&path, &bytes).unwrap();
         let sums = std::fs::read_to_string(dir.path().join("model.bpk.sha256")).unwrap();
         assert_eq!(sums, format!("{}  model.bpk\n", sha256_hex(&bytes)));
-        assert_eq!(verify_checksum(&path, &bytes), Ok(true));
+        assert_eq!(verify_checksum(&path, &bytes), Ok(()));
         let mut flipped = bytes.clone();
         flipped[100] ^= 0x10;
         let err = verify_checksum(&path, &flipped).unwrap_err();
@@ -278,10 +288,11 @@ mod tests {
             err.contains("model.bpk.sha256") && err.contains("damaged"),
             "{err}"
         );
-        // A file from before checksums were kept is not refused for lacking one.
-        assert_eq!(
-            verify_checksum(&dir.path().join("old.bpk"), &bytes),
-            Ok(false)
+        // Without a checksum nothing shows the file is whole: refused, saying how to vouch.
+        let err = verify_checksum(&dir.path().join("old.bpk"), &bytes).unwrap_err();
+        assert!(
+            err.contains("no checksum") && err.contains("sha256sum old.bpk > old.bpk.sha256"),
+            "{err}"
         );
     }
 

@@ -244,7 +244,7 @@ fn load_run(dir: &Path, device: &Device) -> Result<Cnn, LoadError> {
     let bytes = data::read_bounded(&record_path, MAX_RECORD_BYTES)
         .map_err(|e| unreadable(e.to_string()))?;
     // Damage that still parses would load as a different network: the checksum written at
-    // save time catches it (runs from before checksums were kept have none to check).
+    // save time catches it.
     data::verify_checksum(&record_path, &bytes).map_err(unreadable)?;
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| unreadable(e.to_string()))?;
@@ -333,7 +333,7 @@ mod tests {
             "[model]\nconv1_kernel = 40\n",
         )
         .unwrap();
-        std::fs::write(dir.path().join("model.bpk"), SHIPPED_MODEL).unwrap();
+        data::write_with_checksum(&dir.path().join("model.bpk"), SHIPPED_MODEL).unwrap();
         let error = load_run(dir.path(), &Device::flex())
             .unwrap_err()
             .to_string();

@@ -1,6 +1,11 @@
-//! The network seen as a classifier by Burn's Learner.
+//! The network seen as a classifier by Burn's Learner, with an optional running average of
+//! its weights.
 
+use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::GradientsParams;
+use burn::optim::ModuleOptimizer;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::prelude::*;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use data::MnistBatch;
@@ -8,20 +13,49 @@ use model::Cnn;
 
 /// [`Cnn`] with a cross-entropy loss on its logits.
 ///
-/// A wrapper because the Learner's step traits and the network live in other crates; only the
-/// inner [`Cnn`] is saved as `model.bpk`, so inference never needs this type.
+/// A wrapper because the Learner's step traits and the network live in other crates; only a
+/// [`Cnn`] is saved as `model.bpk`, so inference never needs this type.
 #[derive(Module, Debug)]
 pub struct Classifier {
-    /// The network; the only part saved.
+    /// The network the optimizer steps.
     pub cnn: Cnn,
+    /// An exponential moving average of `cnn`'s weights, updated after every step, when the
+    /// recipe asks for one: it is what is evaluated after each epoch and saved as the model.
+    /// Averaging the last few hundred steps smooths out the noise of the final steps.
+    pub average: Option<Cnn>,
+    /// Each step, `average = decay × average + (1 − decay) × weights`.
+    #[module(skip)]
+    pub average_decay: f64,
+    /// Mixes each one-hot target with the uniform distribution by this much (0: plain
+    /// cross-entropy).
+    #[module(skip)]
+    pub label_smoothing: f32,
 }
 
 impl Classifier {
+    /// A classifier over `cnn`, averaging its weights with `average_decay` when that is above
+    /// zero.
+    pub fn new(cnn: Cnn, average_decay: f64, label_smoothing: f32) -> Self {
+        let average = (average_decay > 0.0).then(|| detached_copy(&cnn));
+        Self {
+            cnn,
+            average,
+            average_decay,
+            label_smoothing,
+        }
+    }
+
+    /// The network to evaluate and keep: the average when there is one.
+    pub fn evaluated(&self) -> &Cnn {
+        self.average.as_ref().unwrap_or(&self.cnn)
+    }
+
     /// # Shapes
     /// - `batch.images`: `[batch, 1, 28, 28]`; `batch.targets`: `[batch]`.
-    pub fn forward_classification(&self, batch: MnistBatch) -> ClassificationOutput {
-        let logits = self.cnn.forward(batch.images);
+    fn classify(&self, cnn: &Cnn, batch: MnistBatch, smoothing: f32) -> ClassificationOutput {
+        let logits = cnn.forward(batch.images);
         let loss = CrossEntropyLossConfig::new()
+            .with_smoothing((smoothing > 0.0).then_some(smoothing))
             .init(&logits.device())
             .forward(logits.clone(), batch.targets.clone());
         ClassificationOutput::new(loss, logits, batch.targets)
@@ -33,8 +67,22 @@ impl TrainStep for Classifier {
     type Output = ClassificationOutput;
 
     fn step(&self, batch: MnistBatch) -> TrainOutput<ClassificationOutput> {
-        let output = self.forward_classification(batch);
+        let output = self.classify(&self.cnn, batch, self.label_smoothing);
         TrainOutput::new(self, output.loss.backward(), output)
+    }
+
+    /// The optimizer's step, then the average follows the stepped weights.
+    fn optimize(
+        self,
+        optim: &mut ModuleOptimizer,
+        lr: ModuleLearningRate,
+        grads: GradientsParams,
+    ) -> Self {
+        let mut stepped = optim.step(lr, self, grads);
+        if let Some(average) = stepped.average.take() {
+            stepped.average = Some(blend(average, &stepped.cnn, stepped.average_decay));
+        }
+        stepped
     }
 }
 
@@ -42,7 +90,154 @@ impl InferenceStep for Classifier {
     type Input = MnistBatch;
     type Output = ClassificationOutput;
 
+    /// Scored as `eval` scores a model: the plain cross-entropy of the evaluated network.
     fn step(&self, batch: MnistBatch) -> ClassificationOutput {
-        self.forward_classification(batch)
+        self.classify(self.evaluated(), batch, 0.0)
+    }
+}
+
+/// `cnn`'s weights under new parameter ids, outside the autodiff graph: the optimizer finds
+/// gradients by id, so a copy sharing the ids would be stepped too.
+fn detached_copy(cnn: &Cnn) -> Cnn {
+    struct Fresh;
+    impl ModuleMapper for Fresh {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let tensor = fresh_leaf(param.val().inner(), param.val().is_autodiff());
+            Param::initialized(ParamId::new(), tensor).set_require_grad(false)
+        }
+    }
+    cnn.clone().map(&mut Fresh)
+}
+
+/// `decay × average + (1 − decay) × weights`, parameter by parameter, in the order Burn visits
+/// both (they are the same type, so the same order).
+fn blend(average: Cnn, weights: &Cnn, decay: f64) -> Cnn {
+    struct Blend {
+        weights: std::vec::IntoIter<Tensor<1>>,
+        decay: f64,
+    }
+    impl ModuleMapper for Blend {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let Some(weights) = self.weights.next() else {
+                return param;
+            };
+            let decay = self.decay;
+            param.map(|average| {
+                let weights = weights.reshape(average.shape());
+                average
+                    .mul_scalar(decay)
+                    .add(weights.mul_scalar(1.0 - decay))
+            })
+        }
+    }
+    average.map(&mut Blend {
+        weights: flattened(weights).into_iter(),
+        decay,
+    })
+}
+
+/// Every parameter of `cnn`, flattened and off the autodiff graph, in the order Burn visits
+/// them.
+fn flattened(cnn: &Cnn) -> Vec<Tensor<1>> {
+    struct Collect(Vec<Tensor<1>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let tensor = param.val().inner();
+            let count = tensor.shape().num_elements();
+            self.0.push(tensor.reshape([count]));
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    cnn.visit(&mut collect);
+    collect.0
+}
+
+/// `tensor` (computed without autodiff) as a new leaf of the graph when `autodiff`, with no
+/// history behind it.
+fn fresh_leaf<const D: usize>(tensor: Tensor<D>, autodiff: bool) -> Tensor<D> {
+    match autodiff {
+        true => tensor.autodiff(),
+        false => tensor,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::CnnConfig;
+
+    /// Every weight of `cnn`, in visiting order.
+    fn values(cnn: &Cnn) -> Vec<f32> {
+        flattened(cnn)
+            .into_iter()
+            .flat_map(|t| t.into_data().try_into_vec_as::<f32>().unwrap())
+            .collect()
+    }
+
+    /// Each parameter's id and whether it asks for gradients.
+    fn params(cnn: &Cnn) -> Vec<(ParamId, bool)> {
+        struct Ids(Vec<(ParamId, bool)>);
+        impl ModuleVisitor for Ids {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                self.0.push((param.id, param.val().is_require_grad()));
+            }
+        }
+        let mut ids = Ids(Vec::new());
+        cnn.visit(&mut ids);
+        ids.0
+    }
+
+    #[test]
+    fn the_average_moves_a_decay_step_toward_the_weights() {
+        let device = Device::flex();
+        let config = CnnConfig::new();
+        let (start, next) = (config.init(&device), config.init(&device));
+        let average = detached_copy(&start);
+        let (copied, original) = (params(&average), params(&start));
+        assert_eq!(copied.len(), 6);
+        for ((copy_id, grad), (id, _)) in copied.iter().zip(&original) {
+            assert_ne!(
+                copy_id, id,
+                "a copy sharing ids would be stepped by the optimizer"
+            );
+            assert!(!grad);
+        }
+        let blended = blend(average, &next, 0.75);
+        let (a, b, c) = (values(&start), values(&next), values(&blended));
+        assert_eq!(a.len(), 7_090);
+        for ((a, b), c) in a.iter().zip(&b).zip(&c) {
+            assert!((0.75 * a + 0.25 * b - c).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn the_average_carries_no_graph_from_step_to_step() {
+        // On the training device the weights are tracked; the average must stay a leaf, or
+        // each step's would hold the graph of every step before it.
+        let device = Device::flex().autodiff();
+        let weights = CnnConfig::new().init(&device);
+        let mut average = detached_copy(&weights);
+        for _ in 0..3 {
+            average = blend(average, &weights, 0.9);
+        }
+        struct Leaves(bool);
+        impl ModuleVisitor for Leaves {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let tensor = param.val();
+                self.0 &= tensor.is_autodiff() && !tensor.is_tracked();
+            }
+        }
+        let mut leaves = Leaves(true);
+        average.visit(&mut leaves);
+        assert!(leaves.0);
+    }
+
+    #[test]
+    fn without_a_decay_there_is_no_average() {
+        let cnn = CnnConfig::new().init(&Device::flex());
+        let ids = params(&cnn);
+        let plain = Classifier::new(cnn, 0.0, 0.0);
+        assert!(plain.average.is_none());
+        assert_eq!(params(plain.evaluated()), ids);
     }
 }

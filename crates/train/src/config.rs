@@ -75,6 +75,12 @@ pub struct AugmentationSection {
     pub scale: f32,
     /// Largest shift along each axis, in pixels.
     pub shift_pixels: f32,
+    /// Largest displacement of a smooth elastic warp, in pixels (see
+    /// [`data::Augmentation::elastic_pixels`]).
+    pub elastic_pixels: f32,
+    /// Every bound shrinks linearly over the run, to this fraction of itself in the last
+    /// batch; 1 keeps them constant.
+    pub final_strength: f32,
 }
 
 /// How long and in what steps to train.
@@ -85,6 +91,13 @@ pub struct TrainingSection {
     pub epochs: usize,
     /// Images per optimizer step.
     pub batch_size: usize,
+    /// Keep an exponential moving average of the weights, `average = decay × average +
+    /// (1 − decay) × weights` after every step, and evaluate and save it as the model; 0
+    /// turns it off. 0.99 averages roughly the last 100 steps.
+    pub average_decay: f64,
+    /// Train against targets mixed with the uniform distribution by this much (0 turns it
+    /// off); evaluation always scores the plain cross-entropy.
+    pub label_smoothing: f32,
 }
 
 /// Where MNIST is, how much of it to use, and whether to hold out a validation split.
@@ -142,6 +155,8 @@ impl Default for AugmentationSection {
             rotation_degrees: 0.0,
             scale: 0.0,
             shift_pixels: 0.0,
+            elastic_pixels: 0.0,
+            final_strength: 1.0,
         }
     }
 }
@@ -151,6 +166,8 @@ impl Default for TrainingSection {
         Self {
             epochs: 10,
             batch_size: 128,
+            average_decay: 0.0,
+            label_smoothing: 0.0,
         }
     }
 }
@@ -336,12 +353,12 @@ impl AugmentationSection {
             rotation_degrees: self.rotation_degrees,
             scale: self.scale,
             shift_pixels: self.shift_pixels,
+            elastic_pixels: self.elastic_pixels,
         };
         (!augmentation.is_identity()).then_some(augmentation)
     }
 }
 
-/// A value out of range: its dotted key and why.
 /// Memory the system can give this process now (`MemAvailable` in `/proc/meminfo`), or `None`
 /// where that is not known.
 fn available_memory() -> Option<u64> {
@@ -351,6 +368,7 @@ fn available_memory() -> Option<u64> {
     Some(kib.saturating_mul(1024))
 }
 
+/// A value out of range: its dotted key and why.
 type Invalid = (String, String);
 
 fn invalid(key: &str, reason: String) -> Result<(), Invalid> {
@@ -421,6 +439,8 @@ impl AugmentationSection {
             ("augmentation.rotation_degrees", self.rotation_degrees, 90.0),
             ("augmentation.scale", self.scale, 0.5),
             ("augmentation.shift_pixels", self.shift_pixels, 8.0),
+            ("augmentation.elastic_pixels", self.elastic_pixels, 4.0),
+            ("augmentation.final_strength", self.final_strength, 1.0),
         ] {
             if !(0.0..=max).contains(&value) {
                 return invalid(key, format!("must be in [0, {max}], got {value}"));
@@ -437,6 +457,18 @@ impl TrainingSection {
         }
         if self.batch_size == 0 {
             return invalid("training.batch_size", "must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.average_decay) {
+            return invalid(
+                "training.average_decay",
+                format!("must be in [0, 1), not {}", self.average_decay),
+            );
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return invalid(
+                "training.label_smoothing",
+                format!("must be in [0, 1), not {}", self.label_smoothing),
+            );
         }
         Ok(())
     }

@@ -50,6 +50,19 @@ pub enum TrainError {
         /// The run to resume.
         artifact_dir: PathBuf,
     },
+    /// A multi-seed run stopped from outside: finished seeds and the stopped one's checkpoints
+    /// are kept.
+    #[error("training stopped ({reason}) during seed {seed}; finished seeds and checkpoints are kept; resume with: cargo xtask train --seeds {seeds} --resume --artifact-dir {}", dir.display())]
+    SeedsInterrupted {
+        /// Who stopped it, e.g. `Ctrl-C`.
+        reason: String,
+        /// The seed that was training.
+        seed: u64,
+        /// The seeds, as `--seeds` takes them.
+        seeds: String,
+        /// The multi-seed run's directory.
+        dir: PathBuf,
+    },
     /// Stopped because going on would be pointless, e.g. a loss that became NaN.
     #[error("training stopped: {reason}; {}", Kept(*last_checkpoint))]
     Stopped {

@@ -101,9 +101,11 @@ impl FitPlan<'_> {
     ) -> (SupervisedTraining<Classifier>, SharedRows) {
         let batch_size = self.config.training.batch_size;
         let batches_done = self.resume_from.unwrap_or(0) * self.batches_per_epoch(train.len());
+        let all_batches = self.config.training.epochs * self.batches_per_epoch(train.len());
         let train_batcher = match self.config.augmentation.augmentation() {
             Some(augmentation) => {
                 MnistBatcher::augmented(augmentation, self.config.seed, batches_done as u64)
+                    .fading(all_batches as u64, self.config.augmentation.final_strength)
             }
             None => MnistBatcher::default(),
         };
@@ -151,9 +153,12 @@ impl FitPlan<'_> {
         autodiff: &Device,
         train_images: usize,
     ) -> Result<Learner<Classifier>, TrainError> {
-        let mut classifier = Classifier {
-            cnn: self.config.model.init(autodiff),
-        };
+        let training = &self.config.training;
+        let mut classifier = Classifier::new(
+            self.config.model.init(autodiff),
+            training.average_decay,
+            training.label_smoothing,
+        );
         if let Some(epoch) = self.resume_from {
             // Burn panics on a checkpoint it cannot read or that does not fit: read each
             // record here first, to name the file and say why instead.
@@ -221,7 +226,7 @@ impl FitPlan<'_> {
             });
         }
         drop(result.renderer);
-        Ok(result.model.cnn.valid().fork(self.device))
+        Ok(result.model.evaluated().valid().fork(self.device))
     }
 }
 

@@ -4,6 +4,7 @@
 //! A run is two calls: [`PreparedRun::prepare`] checks everything and loads the data without
 //! writing anything, and [`PreparedRun::train`] trains and writes the artifacts. The caller
 //! owns the process: signals (through [`Hooks::interrupter`]) and everything printed.
+//! [`SeedRuns`] trains one recipe with several seeds, each such a run, and summarises them.
 
 pub mod checkpoint;
 pub mod classifier;
@@ -16,6 +17,7 @@ pub mod plots;
 mod quiet;
 pub mod report;
 pub mod run;
+pub mod seeds;
 
 pub use burn::train::Interrupter;
 pub use config::{ConfigError, RunConfig};
@@ -25,3 +27,4 @@ pub use report::EpochRow;
 pub use run::{
     Finished, PreparedRun, RUN_OUTPUTS, Resume, Summary, TrainOptions, default_artifact_dir,
 };
+pub use seeds::{SeedHooks, SeedList, SeedRow, SeedRuns, SeedsSummary, Spread};

@@ -7,7 +7,7 @@ use model::BackendKind;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use train::{Hooks, Interrupter, PreparedRun, Resume, TrainOptions};
+use train::{Hooks, Interrupter, PreparedRun, Resume, SeedHooks, SeedList, SeedRuns, TrainOptions};
 
 /// Train the MNIST network and write its artifacts.
 #[derive(Parser, Debug)]
@@ -39,6 +39,11 @@ struct Cli {
     /// Override a config value, e.g. `--set optimizer.learning_rate=0.01` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Train the recipe once per seed into `<artifact dir>/seed-K/` and summarise the runs
+    /// (mean ± standard deviation) in `seeds.csv` and `seeds.json`: `5` for seeds 1 to 5, or a
+    /// list such as `3,7,11`. The config's own `seed` is not used.
+    #[arg(long, value_name = "N|LIST")]
+    seeds: Option<SeedList>,
 }
 
 fn main() -> ExitCode {
@@ -53,7 +58,11 @@ fn main() -> ExitCode {
         restart: cli.restart,
         overrides: cli.overrides,
     };
-    match run(&options) {
+    let result = match cli.seeds {
+        None => run(&options),
+        Some(seeds) => run_seeds(&options, seeds),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
@@ -69,16 +78,7 @@ fn run(options: &TrainOptions) -> Result<(), train::TrainError> {
     announce(&run, dashboard);
     let interrupter = Interrupter::new();
     signals::stop_on_signal(interrupter.clone());
-    let (total, held_out) = (run.config.training.epochs, run.held_out_name());
-    let hooks = Hooks {
-        interrupter,
-        on_epoch: Box::new(move |row| {
-            if !dashboard {
-                println!("{}", row.line(total, held_out));
-            }
-        }),
-        dashboard,
-    };
+    let hooks = epoch_lines(&run, interrupter, dashboard);
     let finished = run.train(hooks)?;
     for warning in &finished.warnings {
         eprintln!("warning: {warning}");
@@ -92,6 +92,64 @@ fn run(options: &TrainOptions) -> Result<(), train::TrainError> {
         plural(summary.epochs),
         summary.train_seconds,
         finished.model_path.display()
+    );
+    Ok(())
+}
+
+/// One line per finished epoch, unless Burn's dashboard draws them.
+fn epoch_lines(run: &PreparedRun, interrupter: Interrupter, dashboard: bool) -> Hooks {
+    let (total, held_out) = (run.config.training.epochs, run.held_out_name());
+    Hooks {
+        interrupter,
+        on_epoch: Box::new(move |row| {
+            if !dashboard {
+                println!("{}", row.line(total, held_out));
+            }
+        }),
+        dashboard,
+    }
+}
+
+/// `--seeds`: the recipe once per seed, each announced and reported like a single run, then
+/// the spread over all of them.
+fn run_seeds(options: &TrainOptions, seeds: SeedList) -> Result<(), train::TrainError> {
+    let order = seeds.seeds().to_vec();
+    let runs = SeedRuns::prepare(options, seeds)?;
+    let dir = runs.dir().to_path_buf();
+    let dashboard = std::io::stdout().is_terminal();
+    let interrupter = Interrupter::new();
+    signals::stop_on_signal(interrupter.clone());
+    let hooks = SeedHooks {
+        on_start: Box::new(|seed, run| {
+            let place = order.iter().position(|&s| s == seed).map_or(0, |i| i + 1);
+            println!("seed {seed} ({place} of {})", order.len());
+            announce(run, dashboard);
+            epoch_lines(run, interrupter.clone(), dashboard)
+        }),
+        on_finish: Box::new(|row| {
+            println!(
+                "seed {}: test accuracy {:.2}% (loss {:.4}) in {:.1} s",
+                row.seed, row.test_accuracy, row.test_loss, row.train_seconds
+            );
+        }),
+        on_download: Box::new(|url| eprintln!("downloading {url}")),
+    };
+    let summary = runs.train(hooks)?;
+    let n = summary.seeds.len();
+    println!(
+        "test accuracy (%) over {n} seed{}: {}",
+        plural(n),
+        summary.test_accuracy
+    );
+    if let Some(validation) = &summary.validation_accuracy {
+        println!("validation accuracy (%) after the last epoch: {validation}");
+    }
+    println!(
+        "training {:.1} ± {:.1} s per seed; per-seed rows in {}, the summary in {}",
+        summary.train_seconds.mean,
+        summary.train_seconds.std,
+        dir.join("seeds.csv").display(),
+        dir.join("seeds.json").display()
     );
     Ok(())
 }

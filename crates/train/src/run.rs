@@ -16,7 +16,7 @@ use burn::prelude::*;
 use data::{DataError, MnistDataset, Split, write_atomic};
 use infer::{DigitClassifier, Evaluation};
 use model::{BackendKind, ReadyDevice};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// What to train and where, as given on the command line.
@@ -41,12 +41,15 @@ pub struct TrainOptions {
 }
 
 /// `summary.json`: the final (last-epoch) model's test figures and how long training took.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     /// Percent, scored once on the test set after the last epoch.
     pub test_accuracy: f64,
     /// Mean cross-entropy on the test set.
     pub test_loss: f64,
+    /// Percent, on the validation split after the last epoch, when the config holds one out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f64>,
     /// Epochs trained, resumed ones included.
     pub epochs: usize,
     /// Wall-clock seconds of the whole training loop, evaluation passes included.
@@ -56,7 +59,7 @@ pub struct Summary {
     /// Images trained on per epoch.
     pub train_images: usize,
     /// Held out from training when the config asks for a validation split.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_images: Option<usize>,
     /// Images in the final test score.
     pub test_images: usize,
@@ -271,6 +274,12 @@ impl PreparedRun {
         let summary = Summary {
             test_accuracy: score.accuracy,
             test_loss: score.loss,
+            validation_accuracy: self
+                .data
+                .final_test
+                .as_ref()
+                .and(fitted.rows.last())
+                .map(|row| row.held_out_accuracy),
             epochs: fitted.rows.len(),
             train_seconds: fitted.seconds,
             backend: self.backend.to_string(),
@@ -369,7 +378,10 @@ fn keeps_its_network(
 }
 
 /// The recipe with `--set` and `--epochs` applied, each checked.
-fn resolve_config(recipe: RunConfig, options: &TrainOptions) -> Result<RunConfig, ConfigError> {
+pub(crate) fn resolve_config(
+    recipe: RunConfig,
+    options: &TrainOptions,
+) -> Result<RunConfig, ConfigError> {
     let mut config = recipe.with_overrides(&options.overrides)?;
     if let Some(epochs) = options.epochs {
         config.training.epochs = epochs;

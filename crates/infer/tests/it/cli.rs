@@ -63,11 +63,12 @@ fn the_shipped_model_names_every_sample_digit() {
 fn run_dir(dir: &Path, conv1_channels: usize) -> PathBuf {
     let run = dir.join("run");
     std::fs::create_dir_all(&run).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("model/model.bpk"),
-        run.join("model.bpk"),
-    )
-    .unwrap();
+    for name in ["model.bpk", "model.bpk.sha256"] {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("model")
+            .join(name);
+        std::fs::copy(shipped, run.join(name)).unwrap();
+    }
     std::fs::write(
         run.join("config.toml"),
         format!(
@@ -371,4 +372,26 @@ fn a_damaged_model_is_refused_by_its_checksum() {
     bytes[at] ^= 0x40;
     std::fs::write(&record, &bytes).unwrap();
     assert_one_line_error(&infer(&args), &["model.bpk", "checksum", "damaged"]);
+}
+
+#[test]
+fn a_model_without_its_checksum_is_refused_until_vouched_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_dir(dir.path(), 10);
+    let sums = run.join("model.bpk.sha256");
+    let kept = std::fs::read(&sums).unwrap();
+    std::fs::remove_file(&sums).unwrap();
+    let sample = root().join("data/digits/seven-mnist.png");
+    let args = ["--model", run.to_str().unwrap(), sample.to_str().unwrap()];
+    assert_one_line_error(
+        &infer(&args),
+        &[
+            "model.bpk",
+            "no checksum",
+            "sha256sum model.bpk > model.bpk.sha256",
+        ],
+    );
+    // What the message says to run, `sha256sum`'s own line, makes it load.
+    std::fs::write(&sums, kept).unwrap();
+    assert!(infer(&args).status.success());
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod protect;
 mod resume;
+mod seeds;
 // The parity test needs the wgpu backend, which is compiled only with the `wgpu` feature
 // (`cargo test --workspace --all-features`, as CI runs it). Without it, `cli` checks instead
 // that asking for wgpu is refused with the way to get it.
