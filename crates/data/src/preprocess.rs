@@ -75,9 +75,10 @@ pub fn preprocess_bytes(bytes: &[u8], path: &Path) -> Result<[u8; PIXELS], Prepr
             path: path.to_path_buf(),
         });
     }
+    // Decoders' messages may span lines (found by fuzzing: a TIFF inside a JPEG header).
     let decode = |reason: String| PreprocessError::Decode {
         path: path.to_path_buf(),
-        reason,
+        reason: model::one_line(&reason),
     };
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -87,6 +88,10 @@ pub fn preprocess_bytes(bytes: &[u8], path: &Path) -> Result<[u8; PIXELS], Prepr
     } else {
         flatten_to_grey(&decode_any(reader).map_err(|e| decode(e.to_string()))?)
     };
+    let (width, height) = grey.dimensions();
+    if width == 0 || height == 0 {
+        return Err(decode(format!("it has no pixels ({width}×{height})")));
+    }
     grey_to_mnist(grey).ok_or_else(|| PreprocessError::NoInk {
         path: path.to_path_buf(),
     })
@@ -124,6 +129,10 @@ pub fn to_mnist(image: &DynamicImage) -> Option<[u8; PIXELS]> {
 
 /// The recipe from grey levels on: find the ink, crop, scale and centre it.
 fn grey_to_mnist(grey: GrayImage) -> Option<[u8; PIXELS]> {
+    // A decoder may hand over an image with no rows or columns (found by fuzzing).
+    if grey.width() == 0 || grey.height() == 0 {
+        return None;
+    }
     let (ink, threshold) = ink_intensity(grey)?;
     let ink_box = ink_bounds(&ink, threshold)?;
     let digit = scale_to_box(&ink, ink_box);
@@ -619,6 +628,21 @@ mod tests {
                 .max();
             assert!(worst <= Some(1), "{name}: off by {worst:?}");
         }
+    }
+
+    #[test]
+    fn an_image_without_rows_or_columns_is_refused_not_a_panic() {
+        for (width, height) in [(28, 0), (0, 28), (0, 0)] {
+            assert_eq!(to_mnist(&DynamicImage::new_luma8(width, height)), None);
+        }
+        // A GIF whose frame has no rows, as a fuzzer wrote it.
+        let gif = b"GIF87a\x1c\x00\x00\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff\
+                    ,\x00\x00\x00\x00\x1c\x00\x00\x00\x00\x02\x02\x44\x01\x00;";
+        let err = preprocess_bytes(gif, Path::new("flat.gif"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("flat.gif: "), "{err}");
+        assert!(!err.contains('\n'), "{err}");
     }
 
     #[test]

@@ -21,6 +21,15 @@ pub struct ModelArgs {
     pub backend: BackendKind,
 }
 
+/// `--tta`, for `#[command(flatten)]` in the commands that classify images.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct TtaArgs {
+    /// Test-time augmentation: classify each image by the mean of the network's logits over
+    /// it and its four one-pixel shifts (five forward passes per image).
+    #[arg(long)]
+    pub tta: bool,
+}
+
 impl ModelArgs {
     /// Where the weights come from: `--model`, `--weights`, or the shipped model.
     pub fn source(&self) -> ModelSource {

@@ -237,9 +237,11 @@ fn load_run(dir: &Path, device: &Device) -> Result<Cnn, LoadError> {
             hint: "has this run finished training?",
         });
     }
+    // Burn's messages may span lines: they quote tensor names from the file (found by
+    // fuzzing).
     let unreadable = |reason: String| LoadError::Unreadable {
         path: record_path.clone(),
-        reason,
+        reason: one_line(&reason),
     };
     let bytes = data::read_bounded(&record_path, MAX_RECORD_BYTES)
         .map_err(|e| unreadable(e.to_string()))?;
@@ -269,7 +271,7 @@ fn build(
     let mismatch = |reason: String| LoadError::Mismatch {
         record: record_name.to_string(),
         config: config_name.to_string(),
-        reason,
+        reason: one_line(&reason),
     };
     config.validate().map_err(|e| mismatch(e.to_string()))?;
     config

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use infer::cli::ModelArgs;
+use infer::cli::{ModelArgs, TtaArgs};
 use infer::{DigitClassifier, FileResult, classify_files, output};
 use model::BackendKind;
 use std::io::Write as _;
@@ -18,6 +18,8 @@ struct Cli {
     inputs: Vec<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    tta: TtaArgs,
     /// One JSON object per line instead of the human format.
     #[arg(long)]
     json: bool,
@@ -50,8 +52,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             "the first run compiles wgpu's kernels (slow on a software driver); later runs reuse them"
         );
     }
-    let classifier =
-        DigitClassifier::load(&source, ready.device).context("cannot load the model")?;
+    let classifier = DigitClassifier::load(&source, ready.device)
+        .context("cannot load the model")?
+        .with_shifted_copies(cli.tta.tta);
     if let Some(dir) = &cli.save_preprocessed {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;

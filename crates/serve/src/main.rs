@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 use infer::DigitClassifier;
-use infer::cli::ModelArgs;
+use infer::cli::{ModelArgs, TtaArgs};
 use serve::api::AppState;
 use serve::batcher::Batcher;
 use std::net::SocketAddr;
@@ -16,6 +16,8 @@ use std::process::ExitCode;
 struct Cli {
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    tta: TtaArgs,
     /// Where to listen. Only this machine can connect unless you choose another interface,
     /// e.g. `--addr 0.0.0.0:8080` for every network this machine is on.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -39,8 +41,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let source = cli.model.source();
     let ready = cli.model.backend.init()?;
     let info = source.info().context("cannot load the model")?;
-    let classifier =
-        DigitClassifier::load(&source, ready.device).context("cannot load the model")?;
+    let classifier = DigitClassifier::load(&source, ready.device)
+        .context("cannot load the model")?
+        .with_shifted_copies(cli.tta.tta);
     let state = AppState {
         batcher: Batcher::start(classifier),
         model: info,

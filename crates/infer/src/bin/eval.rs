@@ -40,6 +40,8 @@ struct Cli {
     /// With --save-images, write only the first N test images.
     #[arg(long, value_name = "N", requires = "save_images")]
     save_limit: Option<usize>,
+    #[command(flatten)]
+    tta: infer::cli::TtaArgs,
 }
 
 fn main() -> ExitCode {
@@ -64,8 +66,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ),
     };
     let ready = cli.backend.init()?;
-    let classifier =
-        DigitClassifier::load(&source, ready.device).context("cannot load the model")?;
+    let classifier = DigitClassifier::load(&source, ready.device)
+        .context("cannot load the model")?
+        .with_shifted_copies(cli.tta.tta);
     let test = MnistDataset::load(&data_dir, Split::Test)?;
     println!("{} on {}", source.describe(), ready.description);
     let evaluation = Evaluation::run(&classifier, &test)?;
