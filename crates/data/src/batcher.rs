@@ -189,18 +189,21 @@ mod tests {
             .collect()
     }
 
+    /// Every kind of distortion at once.
+    const DISTORTION: Augmentation = Augmentation {
+        rotation_degrees: 10.0,
+        scale: 0.1,
+        shift_pixels: 2.0,
+        elastic_pixels: 1.0,
+    };
+
     fn pixels(batch: MnistBatch) -> Vec<f32> {
         batch.images.into_data().try_into_vec_as::<f32>().unwrap()
     }
 
     #[test]
     fn augmented_batches_repeat_by_seed_and_batch_number() {
-        let augmentation = Augmentation {
-            rotation_degrees: 10.0,
-            scale: 0.1,
-            shift_pixels: 2.0,
-            elastic_pixels: 1.0,
-        };
+        let augmentation = DISTORTION;
         let device = Device::flex();
         let plain = pixels(MnistBatcher::default().batch(items(), &device));
         let run = MnistBatcher::augmented(augmentation, 5, 0);
@@ -225,12 +228,7 @@ mod tests {
 
     #[test]
     fn a_fading_run_ends_with_plain_images() {
-        let augmentation = Augmentation {
-            rotation_degrees: 10.0,
-            scale: 0.1,
-            shift_pixels: 2.0,
-            elastic_pixels: 1.0,
-        };
+        let augmentation = DISTORTION;
         let device = Device::flex();
         let plain = pixels(MnistBatcher::default().batch(items(), &device));
         // Four batches fading to nothing: the first is distorted as without a fade, the fifth

@@ -343,6 +343,12 @@ fn holds_no_earlier_run(dir: &Path) -> Result<(), TrainError> {
         .into_iter()
         .filter(|name| dir.join(name).symlink_metadata().is_ok())
         .collect();
+    refuse_earlier_run(dir, &found)
+}
+
+/// The refusal of a directory holding `found`, the names of an earlier run's files (none:
+/// no refusal).
+pub(crate) fn refuse_earlier_run(dir: &Path, found: &[&str]) -> Result<(), TrainError> {
     if found.is_empty() {
         return Ok(());
     }

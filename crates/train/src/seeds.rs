@@ -10,7 +10,9 @@ use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::fit::Hooks;
 use crate::lock::RunLock;
-use crate::run::{PreparedRun, Summary, TrainOptions, default_artifact_dir, resolve_config};
+use crate::run::{
+    PreparedRun, Summary, TrainOptions, default_artifact_dir, refuse_earlier_run, resolve_config,
+};
 use data::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -385,19 +387,10 @@ fn holds_no_earlier_seeds(dir: &Path) -> Result<(), TrainError> {
                 .filter(|name| name.starts_with("seed-")),
         );
     }
-    if found.is_empty() {
-        return Ok(());
-    }
     found.sort();
     found.dedup();
-    Err(TrainError::file(
-        dir,
-        format!(
-            "holds an earlier run ({}); continue it with --resume, start over with --restart \
-             (which replaces its files), or choose another --artifact-dir",
-            found.join(", ")
-        ),
-    ))
+    let names: Vec<&str> = found.iter().map(String::as_str).collect();
+    refuse_earlier_run(dir, &names)
 }
 
 fn remove_if_present(path: &Path) -> Result<(), TrainError> {
