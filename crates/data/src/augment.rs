@@ -66,15 +66,42 @@ impl Augmentation {
             }
             grid
         });
-        // Each output pixel reads the source at the inverse transform of its position, moved
-        // by the warp there.
-        let (sin, cos) = angle.sin_cos();
+        let affine = Affine {
+            sin_cos: angle.sin_cos(),
+            scale,
+            shift: (dx, dy),
+        };
+        // Two copies of the loop, so an image without a warp pays nothing for it.
+        match warp {
+            None => affine.resample(pixels, inputs, |_, _| (0.0, 0.0)),
+            Some(grid) => affine.resample(pixels, inputs, |x, y| warp_at(&grid, x, y)),
+        }
+    }
+}
+
+/// One image's drawn rotation, scale and shift.
+struct Affine {
+    sin_cos: (f32, f32),
+    scale: f32,
+    shift: (f32, f32),
+}
+
+impl Affine {
+    /// Each output pixel reads the source at the inverse transform of its position, moved by
+    /// `warp` there.
+    fn resample(
+        &self,
+        pixels: &[u8; PIXELS],
+        inputs: &mut [f32],
+        warp: impl Fn(usize, usize) -> (f32, f32),
+    ) {
+        let ((sin, cos), scale, (dx, dy)) = (self.sin_cos, self.scale, self.shift);
         let centre = (IMAGE_SIDE as f32 - 1.0) / 2.0;
         for (y, row) in inputs.chunks_exact_mut(IMAGE_SIDE).enumerate() {
             let oy = y as f32 - centre - dy;
             for (x, input) in row.iter_mut().enumerate() {
                 let ox = x as f32 - centre - dx;
-                let (wx, wy) = warp.as_ref().map_or((0.0, 0.0), |grid| warp_at(grid, x, y));
+                let (wx, wy) = warp(x, y);
                 let sx = (cos * ox + sin * oy) / scale + centre + wx;
                 let sy = (-sin * ox + cos * oy) / scale + centre + wy;
                 *input = pixel_to_input_f32(bilinear(pixels, sx, sy));
