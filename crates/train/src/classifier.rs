@@ -1,6 +1,7 @@
 //! The network seen as a classifier by Burn's Learner, with an optional running average of
 //! its weights.
 
+use crate::distill::Teacher;
 use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
@@ -30,6 +31,10 @@ pub struct Classifier {
     /// cross-entropy).
     #[module(skip)]
     pub label_smoothing: f32,
+    /// A trained network whose softened predictions are extra targets, when the recipe
+    /// distils; never stepped and never saved.
+    #[module(skip)]
+    pub teacher: Option<Teacher>,
 }
 
 impl Classifier {
@@ -42,7 +47,13 @@ impl Classifier {
             average,
             average_decay,
             label_smoothing,
+            teacher: None,
         }
+    }
+
+    /// This classifier, also learning from `teacher`'s predictions.
+    pub fn with_teacher(self, teacher: Option<Teacher>) -> Self {
+        Self { teacher, ..self }
     }
 
     /// The network to evaluate and keep: the average when there is one.
@@ -66,8 +77,13 @@ impl TrainStep for Classifier {
     type Input = MnistBatch;
     type Output = ClassificationOutput;
 
+    /// The labels' loss, blended with the teacher's when there is one.
     fn step(&self, batch: MnistBatch) -> TrainOutput<ClassificationOutput> {
-        let output = self.classify(&self.cnn, batch, self.label_smoothing);
+        let images = self.teacher.as_ref().map(|_| batch.images.clone());
+        let mut output = self.classify(&self.cnn, batch, self.label_smoothing);
+        if let (Some(teacher), Some(images)) = (&self.teacher, images) {
+            output.loss = teacher.blended_loss(images, output.output.clone(), output.loss);
+        }
         TrainOutput::new(self, output.loss.backward(), output)
     }
 

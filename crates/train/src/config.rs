@@ -27,6 +27,8 @@ pub struct RunConfig {
     pub augmentation: AugmentationSection,
     /// Where MNIST is and how much of it to use.
     pub data: DataSection,
+    /// Learning from a trained teacher's predictions as well as from the labels.
+    pub distillation: DistillationSection,
 }
 
 /// Adam's settings.
@@ -100,6 +102,26 @@ pub struct TrainingSection {
     pub label_smoothing: f32,
 }
 
+/// Knowledge distillation (Hinton et al. 2015): the loss adds the cross-entropy between the
+/// teacher's and this network's predictions, both softened by `temperature`, to the labels'.
+/// The teacher is any finished run, typically a wider network of the same family; it only
+/// shapes the targets, so the trained network keeps its own architecture.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistillationSection {
+    /// The teacher's run directory (`model.bpk` + `config.toml`), relative to the working
+    /// directory; absent, there is no distillation. When it holds `seed-K/` runs (as
+    /// `train --seeds` writes), a run with seed K learns from `seed-K`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<PathBuf>,
+    /// Divides both networks' logits before the softmax: above 1 it shows how the teacher
+    /// ranks the wrong classes, which is what it has to teach.
+    pub temperature: f32,
+    /// The softened loss's share of the total (scaled by `temperature²` so its gradients
+    /// match the labels' in size); the labels' loss has the rest.
+    pub weight: f32,
+}
+
 /// Where MNIST is, how much of it to use, and whether to hold out a validation split.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -129,6 +151,17 @@ impl Default for RunConfig {
             training: TrainingSection::default(),
             augmentation: AugmentationSection::default(),
             data: DataSection::default(),
+            distillation: DistillationSection::default(),
+        }
+    }
+}
+
+impl Default for DistillationSection {
+    fn default() -> Self {
+        Self {
+            teacher: None,
+            temperature: 4.0,
+            weight: 0.5,
         }
     }
 }
@@ -205,16 +238,13 @@ impl fmt::Display for ConfigError {
 }
 
 impl RunConfig {
-    /// Reads, parses and validates a config file.
+    /// Reads, parses and validates a config file. A file may start from another with
+    /// `extends = "other.toml"` (relative to its own folder): the other file's values, with
+    /// this file's written over them, key by key.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let source = path.display().to_string();
-        let text =
-            data::read_text_bounded(path, data::MAX_TEXT_FILE_BYTES).map_err(|e| ConfigError {
-                origin: source.clone(),
-                key: String::new(),
-                reason: format!("cannot read: {e}"),
-            })?;
-        Self::parse(&text, &source)
+        let table = read_table(path, 0)?;
+        let text = toml::to_string(&table).expect("a TOML table serialises");
+        Self::parse(&text, &path.display().to_string())
     }
 
     /// Parses and validates TOML text; `source` names it in errors.
@@ -254,6 +284,7 @@ impl RunConfig {
         self.augmentation.check()?;
         self.training.check()?;
         self.data.check()?;
+        self.distillation.check()?;
         self.fits_in_memory(available_memory())
     }
 
@@ -316,7 +347,10 @@ impl RunConfig {
                     _ => return Err(fail(key, "no such section".into())),
                 };
             }
-            let optional = matches!(last, "train_limit" | "test_limit" | "validation_images");
+            let optional = matches!(
+                last,
+                "train_limit" | "test_limit" | "validation_images" | "teacher"
+            );
             if !slot.contains_key(last) && !optional {
                 return Err(fail(key, "unknown key".into()));
             }
@@ -356,6 +390,55 @@ impl AugmentationSection {
             elastic_pixels: self.elastic_pixels,
         };
         (!augmentation.is_identity()).then_some(augmentation)
+    }
+}
+
+/// How many files one `extends` chain may hold: enough for any real layering, and a cycle
+/// ends here instead of looping.
+const MAX_EXTENDS: usize = 4;
+
+/// `path`'s TOML table with what it `extends` resolved: the base's keys, this file's over
+/// them. Syntax errors are reported here, with the file and line they are on.
+fn read_table(path: &Path, depth: usize) -> Result<toml::Table, ConfigError> {
+    let origin = path.display().to_string();
+    let fail = |key: &str, reason: String| ConfigError {
+        origin: origin.clone(),
+        key: key.into(),
+        reason,
+    };
+    let text = data::read_text_bounded(path, data::MAX_TEXT_FILE_BYTES)
+        .map_err(|e| fail("", format!("cannot read: {e}")))?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map_or(1, |span| line_of(&text, span.start));
+        fail("", format!("line {line}: {}", one_line(e.message())))
+    })?;
+    let Some(base) = table.remove("extends") else {
+        return Ok(table);
+    };
+    let Some(base) = base.as_str() else {
+        return Err(fail("extends", "must be a file name in quotes".into()));
+    };
+    if depth + 1 >= MAX_EXTENDS {
+        return Err(fail(
+            "extends",
+            format!("more than {MAX_EXTENDS} files extend each other (a cycle?)"),
+        ));
+    }
+    let base_path = path.parent().unwrap_or(Path::new(".")).join(base);
+    let mut merged = read_table(&base_path, depth + 1)?;
+    merge(&mut merged, table);
+    Ok(merged)
+}
+
+/// Writes `over`'s keys into `base`, descending into tables present in both.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(value)) => merge(inner, value),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
     }
 }
 
@@ -493,6 +576,24 @@ impl DataSection {
                     format!("must leave training images: {held} of {training} held out"),
                 );
             }
+        }
+        Ok(())
+    }
+}
+
+impl DistillationSection {
+    fn check(&self) -> Result<(), Invalid> {
+        if !(self.temperature.is_finite() && (1.0..=100.0).contains(&self.temperature)) {
+            return invalid(
+                "distillation.temperature",
+                format!("must be in [1, 100], got {}", self.temperature),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.weight) {
+            return invalid(
+                "distillation.weight",
+                format!("must be in [0, 1], got {}", self.weight),
+            );
         }
         Ok(())
     }
@@ -668,9 +769,48 @@ mod tests {
     }
 
     #[test]
+    fn a_config_extends_another_key_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "base.toml",
+            "seed = 7\n[optimizer]\nlearning_rate = 0.01\nbeta2 = 0.99\n",
+        );
+        write(
+            "child.toml",
+            "extends = \"base.toml\"\n[optimizer]\nlearning_rate = 0.02\n",
+        );
+        let child = RunConfig::load(&dir.path().join("child.toml")).unwrap();
+        assert_eq!(child.seed, 7);
+        assert_eq!(child.optimizer.learning_rate, 0.02);
+        assert_eq!(child.optimizer.beta2, 0.99);
+
+        write("loop.toml", "extends = \"loop.toml\"\n");
+        let err = RunConfig::load(&dir.path().join("loop.toml")).unwrap_err();
+        assert_eq!(err.key, "extends", "{err}");
+        write("broken.toml", "extends = \"missing.toml\"\n");
+        let err = RunConfig::load(&dir.path().join("broken.toml")).unwrap_err();
+        assert!(err.origin.ends_with("missing.toml"), "{err}");
+        write(
+            "bad.toml",
+            "extends = \"base.toml\"\n[optimizer]\nlearning_rate = -1\n",
+        );
+        let err = RunConfig::load(&dir.path().join("bad.toml")).unwrap_err();
+        assert!(err.origin.ends_with("bad.toml"), "{err}");
+        assert_eq!(err.key, "optimizer.learning_rate", "{err}");
+    }
+
+    #[test]
     fn shipped_configs_are_valid() {
         let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-        for name in ["default.toml", "tutorial.toml", "smoke.toml"] {
+        for name in [
+            "default.toml",
+            "tutorial.toml",
+            "smoke.toml",
+            "teacher.toml",
+            "distill.toml",
+            "fast.toml",
+        ] {
             RunConfig::load(&configs.join(name)).unwrap();
         }
     }

@@ -4,6 +4,7 @@
 use crate::checkpoint::last_complete_epoch;
 use crate::classifier::Classifier;
 use crate::config::{OptimizerSection, RunConfig, Schedule};
+use crate::distill::Teacher;
 use crate::error::TrainError;
 use crate::quiet::QuietRenderer;
 use crate::report::{DIVERGED, EpochReport, EpochRow, MeasureNames, SharedRows};
@@ -47,6 +48,8 @@ pub(crate) struct FitPlan<'a> {
     pub resume_from: Option<usize>,
     /// Rows of `metrics.csv` already done, when resuming.
     pub done_rows: Vec<EpochRow>,
+    /// The network to distil from, if any.
+    pub teacher: Option<Teacher>,
 }
 
 /// A trained network, in inference mode on the run's device, and its epochs.
@@ -158,7 +161,8 @@ impl FitPlan<'_> {
             self.config.model.init(autodiff),
             training.average_decay,
             training.label_smoothing,
-        );
+        )
+        .with_teacher(self.teacher.clone());
         if let Some(epoch) = self.resume_from {
             // Burn panics on a checkpoint it cannot read or that does not fit: read each
             // record here first, to name the file and say why instead.

@@ -275,9 +275,11 @@ impl Scratch {
 }
 
 /// Defines `$kernel`, generic over `FMA` (whether its multiply-adds are fused), from a body,
-/// and `$name`, the function callers use, which runs that body compiled for AVX2 and FMA when
-/// the CPU has them (eight lanes and one instruction per multiply-add, instead of baseline
-/// x86-64's four lanes and two) and as baseline code otherwise.
+/// and `$name`, the function callers use, which runs that body compiled for the widest vectors
+/// the CPU has: AVX-512 (sixteen lanes), else AVX2 and FMA (eight lanes and one instruction
+/// per multiply-add, instead of baseline x86-64's four lanes and two), else baseline code.
+/// Every lane does the same arithmetic in the same order at any width, so all three give
+/// identical results.
 macro_rules! dispatched {
     (
         $(#[$meta:meta])*
@@ -290,9 +292,20 @@ macro_rules! dispatched {
         fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn with_avx512($($arg: $ty),*) {
+                    $kernel::<true>($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 fn with_avx2($($arg: $ty),*) {
                     $kernel::<true>($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU was just found to have the features it enables.
+                    return unsafe { with_avx512($($arg),*) };
                 }
                 if std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma")
@@ -638,6 +651,65 @@ mod tests {
             let fast = forward(g, &input, &weight, &bias).output;
             assert_close(&fast, &reference(g, &input, &weight, &bias), 1e-5);
         }
+    }
+
+    /// Whatever vector width this machine's build picked (AVX-512, AVX2 or none), it computes
+    /// the same bits as the kernel run one lane at a time with the same fused multiply-adds:
+    /// each lane's arithmetic does not depend on how many lanes there are.
+    #[test]
+    fn every_vector_width_computes_the_same_bits() {
+        let g = geometry([3, 4, 5, 3, 14, 13]);
+        let [input, weight, bias] = random_block(g, 9);
+        let fused = cfg!(target_arch = "x86_64") && fma_detected();
+        let run = |dispatched: bool| {
+            let mut output = vec![0.0; g.output_len()];
+            let mut winners = vec![NO_WINNER; output.len()];
+            let mut scratch = Scratch::new(g, 1);
+            let image = &input[..g.image_len()];
+            let args = (g, image, &weight[..], &bias[..]);
+            match (dispatched, fused) {
+                (true, _) => forward_image(
+                    args.0,
+                    args.1,
+                    args.2,
+                    args.3,
+                    &mut scratch,
+                    &mut output,
+                    &mut winners,
+                ),
+                (false, true) => forward_image_kernel::<true>(
+                    args.0,
+                    args.1,
+                    args.2,
+                    args.3,
+                    &mut scratch,
+                    &mut output,
+                    &mut winners,
+                ),
+                (false, false) => forward_image_kernel::<false>(
+                    args.0,
+                    args.1,
+                    args.2,
+                    args.3,
+                    &mut scratch,
+                    &mut output,
+                    &mut winners,
+                ),
+            }
+            output
+        };
+        let (vectorised, lane_by_lane) = (run(true), run(false));
+        assert!(vectorised.iter().any(|&value| value != 0.0));
+        let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&vectorised), bits(&lane_by_lane));
+    }
+
+    fn fma_detected() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        #[cfg(not(target_arch = "x86_64"))]
+        false
     }
 
     /// The baseline build of the kernels (what CPUs without AVX2 and FMA, and other

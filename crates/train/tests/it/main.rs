@@ -2,6 +2,7 @@
 //! links all of Burn, so one binary instead of three is a shorter build.
 
 mod cli;
+mod distill;
 mod protect;
 mod resume;
 mod seeds;
