@@ -311,7 +311,7 @@ mod tests {
     fn the_shipped_model_says_what_it_is_and_how_it_scored() {
         let info = ModelSource::Shipped.info().unwrap();
         assert_eq!(info.config.input_std, 0.3081);
-        assert_eq!(info.test_accuracy, Some(99.3));
+        assert_eq!(info.test_accuracy, Some(99.37));
         let weights = ModelSource::Weights("w.pt".into()).info().unwrap();
         assert_eq!(
             (weights.config, weights.test_accuracy),

@@ -69,13 +69,17 @@ fn run_dir(dir: &Path, conv1_channels: usize) -> PathBuf {
             .join(name);
         std::fs::copy(shipped, run.join(name)).unwrap();
     }
-    std::fs::write(
-        run.join("config.toml"),
-        format!(
-            "seed = 3\n[model]\nconv1_channels = {conv1_channels}\nconv1_kernel = 5\nconv2_channels = 20\nconv2_kernel = 3\nnum_classes = 10\n"
-        ),
-    )
-    .unwrap();
+    // The shipped model's own recipe (its input standardisation included), with the first
+    // layer's width as asked.
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("model/config.toml"))
+            .unwrap();
+    assert!(shipped.contains("conv1_channels = 10\n"));
+    let config = shipped.replace(
+        "conv1_channels = 10\n",
+        &format!("conv1_channels = {conv1_channels}\n"),
+    );
+    std::fs::write(run.join("config.toml"), config).unwrap();
     run
 }
 

@@ -87,7 +87,7 @@ fn health_and_model_describe_the_service() {
     assert_eq!(status, 200);
     assert_eq!(model["source"], "the shipped model");
     assert_eq!(model["config"]["conv1_channels"], 10);
-    assert_eq!(model["test_accuracy"], 99.3);
+    assert_eq!(model["test_accuracy"], 99.37);
     let page = client().get(&server.url).call().unwrap();
     let html = page.into_body().read_to_string().unwrap();
     for hook in ["id=\"pad\"", "id=\"clear\"", "id=\"digit\""] {
