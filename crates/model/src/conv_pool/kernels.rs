@@ -661,44 +661,29 @@ mod tests {
         let g = geometry([3, 4, 5, 3, 14, 13]);
         let [input, weight, bias] = random_block(g, 9);
         let fused = cfg!(target_arch = "x86_64") && fma_detected();
-        let run = |dispatched: bool| {
+        type ForwardKernel =
+            fn(Geometry, &[f32], &[f32], &[f32], &mut Scratch, &mut [f32], &mut [u8]);
+        let run = |kernel: ForwardKernel| {
             let mut output = vec![0.0; g.output_len()];
             let mut winners = vec![NO_WINNER; output.len()];
             let mut scratch = Scratch::new(g, 1);
             let image = &input[..g.image_len()];
-            let args = (g, image, &weight[..], &bias[..]);
-            match (dispatched, fused) {
-                (true, _) => forward_image(
-                    args.0,
-                    args.1,
-                    args.2,
-                    args.3,
-                    &mut scratch,
-                    &mut output,
-                    &mut winners,
-                ),
-                (false, true) => forward_image_kernel::<true>(
-                    args.0,
-                    args.1,
-                    args.2,
-                    args.3,
-                    &mut scratch,
-                    &mut output,
-                    &mut winners,
-                ),
-                (false, false) => forward_image_kernel::<false>(
-                    args.0,
-                    args.1,
-                    args.2,
-                    args.3,
-                    &mut scratch,
-                    &mut output,
-                    &mut winners,
-                ),
-            }
+            kernel(
+                g,
+                image,
+                &weight,
+                &bias,
+                &mut scratch,
+                &mut output,
+                &mut winners,
+            );
             output
         };
-        let (vectorised, lane_by_lane) = (run(true), run(false));
+        let lane_by_lane: ForwardKernel = match fused {
+            true => forward_image_kernel::<true>,
+            false => forward_image_kernel::<false>,
+        };
+        let (vectorised, lane_by_lane) = (run(forward_image), run(lane_by_lane));
         assert!(vectorised.iter().any(|&value| value != 0.0));
         let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&vectorised), bits(&lane_by_lane));
