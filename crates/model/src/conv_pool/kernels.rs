@@ -249,7 +249,7 @@ struct Scratch {
     /// A convolution map (forward), or each image's gradient maps, one per output channel
     /// (backward), each after `margin` zeros (see [`Geometry::padded_map`]).
     maps: Vec<f32>,
-    /// One channel of the input gradient, in whole chunks.
+    /// Two channels of the input gradient, each in whole chunks.
     plane_grad: Vec<f32>,
 }
 
@@ -259,7 +259,7 @@ impl Scratch {
             shifts: g.shifts(),
             padded_channels: vec![0.0; images * g.in_channels * g.padded_plane()],
             maps: vec![0.0; images * g.out_channels * g.padded_map()],
-            plane_grad: vec![0.0; g.plane().next_multiple_of(CHUNK)],
+            plane_grad: vec![0.0; 2 * g.plane().next_multiple_of(CHUNK)],
         }
     }
 
@@ -548,32 +548,44 @@ fn backward_images / backward_images_kernel(
         }
     }
     // Input: every gradient map read back through every tap of its kernel, a chunk of the
-    // input plane at a time.
+    // input plane at a time, for two input channels at once (each map value loaded feeds
+    // both; an odd last channel is computed twice over rather than branch in the loop).
     let Some(input_grad) = grads.input.as_deref_mut() else {
         return;
     };
-    let plane = g.plane();
+    let (plane, taps) = (g.plane(), g.taps());
+    let (first_grad, second_grad) = scratch
+        .plane_grad
+        .split_at_mut(plane.next_multiple_of(CHUNK));
     for (maps, image_grad) in scratch
         .maps
         .chunks_exact(maps_per_image)
         .zip(input_grad.chunks_exact_mut(g.image_len()))
     {
-        for (in_channel, channel_grad) in image_grad.chunks_exact_mut(plane).enumerate() {
-            let chunks = scratch.plane_grad.as_chunks_mut::<CHUNK>().0;
-            for (start, chunk) in (0..).step_by(CHUNK).zip(chunks) {
-                let mut sum = [0.0f32; CHUNK];
+        for in_channel in (0..g.in_channels).step_by(2) {
+            let next = (in_channel + 1).min(g.in_channels - 1);
+            for ((start, first_chunk), second_chunk) in (0..)
+                .step_by(CHUNK)
+                .zip(first_grad.as_chunks_mut::<CHUNK>().0)
+                .zip(second_grad.as_chunks_mut::<CHUNK>().0)
+            {
+                let (mut first_sum, mut second_sum) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
                 for (map, kernels) in maps
                     .chunks_exact(padded_map)
-                    .zip(weight.chunks_exact(g.in_channels * g.taps()))
+                    .zip(weight.chunks_exact(g.in_channels * taps))
                 {
-                    let kernel = &kernels[in_channel * g.taps()..][..g.taps()];
-                    for (&w, &shift) in kernel.iter().zip(&scratch.shifts) {
-                        multiply_add::<FMA>(&mut sum, w, &map[margin + start - shift..][..CHUNK]);
+                    let first = &kernels[in_channel * taps..][..taps];
+                    let second = &kernels[next * taps..][..taps];
+                    for ((&a, &b), &shift) in first.iter().zip(second).zip(&scratch.shifts) {
+                        let source = &map[margin + start - shift..][..CHUNK];
+                        multiply_add::<FMA>(&mut first_sum, a, source);
+                        multiply_add::<FMA>(&mut second_sum, b, source);
                     }
                 }
-                *chunk = sum;
+                (*first_chunk, *second_chunk) = (first_sum, second_sum);
             }
-            channel_grad.copy_from_slice(&scratch.plane_grad[..plane]);
+            image_grad[in_channel * plane..][..plane].copy_from_slice(&first_grad[..plane]);
+            image_grad[next * plane..][..plane].copy_from_slice(&second_grad[..plane]);
         }
     }
 }
