@@ -517,33 +517,38 @@ fn backward_images / backward_images_kernel(
     }
     // Weight: each tap's gradient is the dot product of the gradient maps and the input
     // channels read from that tap's shift, summed over the task's images before the lanes
-    // are added up.
-    let channels_per_image = g.in_channels * g.padded_plane();
-    for (out_channel, kernels_grad) in grads
-        .weight
-        .chunks_exact_mut(g.in_channels * g.taps())
-        .enumerate()
-    {
-        for (in_channel, kernel_grad) in kernels_grad.chunks_exact_mut(g.taps()).enumerate() {
-            for (w_grad, &shift) in kernel_grad.iter_mut().zip(&scratch.shifts) {
-                let mut sums = [0.0f32; CHUNK];
+    // are added up; two output channels at once, sharing each input load.
+    let (channels_per_image, taps) = (g.in_channels * g.padded_plane(), g.taps());
+    for out_channel in (0..g.out_channels).step_by(2) {
+        let next = (out_channel + 1).min(g.out_channels - 1);
+        for in_channel in 0..g.in_channels {
+            for (tap, &shift) in scratch.shifts.iter().enumerate() {
+                let (mut first_sums, mut second_sums) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
                 for (maps, channels) in scratch
                     .maps
                     .chunks_exact(maps_per_image)
                     .zip(scratch.padded_channels.chunks_exact(channels_per_image))
                 {
-                    let map = &maps[out_channel * padded_map + margin..][..span];
+                    let first = &maps[out_channel * padded_map + margin..][..span];
+                    let second = &maps[next * padded_map + margin..][..span];
                     let channel = &channels[in_channel * g.padded_plane() + shift..][..span];
-                    for (map, channel) in map
+                    for ((first, second), channel) in first
                         .as_chunks::<CHUNK>()
                         .0
                         .iter()
+                        .zip(second.as_chunks::<CHUNK>().0)
                         .zip(channel.as_chunks::<CHUNK>().0)
                     {
-                        multiply_add_each::<FMA>(&mut sums, map, channel);
+                        multiply_add_each::<FMA>(&mut first_sums, first, channel);
+                        multiply_add_each::<FMA>(&mut second_sums, second, channel);
                     }
                 }
-                *w_grad += reduce(sums);
+                let at = |channel: usize| (channel * g.in_channels + in_channel) * taps + tap;
+                grads.weight[at(out_channel)] += reduce(first_sums);
+                // An odd last channel was computed twice over; it is added once.
+                if next != out_channel {
+                    grads.weight[at(next)] += reduce(second_sums);
+                }
             }
         }
     }
