@@ -258,7 +258,8 @@ impl Scratch {
         Self {
             shifts: g.shifts(),
             padded_channels: vec![0.0; images * g.in_channels * g.padded_plane()],
-            maps: vec![0.0; images * g.out_channels * g.padded_map()],
+            // At least two: the forward pass convolves two output channels at a time.
+            maps: vec![0.0; (images * g.out_channels).max(2) * g.padded_map()],
             plane_grad: vec![0.0; 2 * g.plane().next_multiple_of(CHUNK)],
         }
     }
@@ -322,7 +323,8 @@ macro_rules! dispatched {
 dispatched! {
 /// One image's forward pass. Output channels are convolved two at a time: each input value
 /// loaded feeds both, which halves the loads per multiply-add without changing any channel's
-/// arithmetic or its order.
+/// arithmetic or its order (an odd last channel is computed twice over rather than branch in
+/// the loop).
 fn forward_image / forward_image_kernel(
     g: Geometry,
     image: &[f32],
@@ -335,27 +337,18 @@ fn forward_image / forward_image_kernel(
     let pooled = g.pooled()[0] * g.pooled()[1];
     let kernels_len = g.in_channels * g.taps();
     scratch.pad_channels(g, image);
-    // Room for two maps: the scratch holds one per output channel.
     let (first_map, rest) = scratch.maps.split_at_mut(g.span());
-    let room = rest.len();
-    let second_map = &mut rest[..g.span().min(room)];
+    let second_map = &mut rest[..g.span()];
     let channels = Channels {
         g,
         padded: &scratch.padded_channels,
         shifts: &scratch.shifts,
     };
-    let mut out_channel = 0;
-    while out_channel < g.out_channels {
-        let kernels = &weight[out_channel * kernels_len..][..kernels_len];
-        let paired = out_channel + 1 < g.out_channels;
-        if paired {
-            let next = &weight[(out_channel + 1) * kernels_len..][..kernels_len];
-            channels.convolve_pair::<FMA>([kernels, next], first_map, second_map);
-        } else {
-            channels.convolve::<FMA>(kernels, first_map);
-        }
-        for (offset, map) in [(0, &*first_map), (1, &*second_map)].into_iter().take(1 + usize::from(paired)) {
-            let channel = out_channel + offset;
+    for out_channel in (0..g.out_channels).step_by(2) {
+        let next = (out_channel + 1).min(g.out_channels - 1);
+        let kernels = |channel: usize| &weight[channel * kernels_len..][..kernels_len];
+        channels.convolve_pair::<FMA>([kernels(out_channel), kernels(next)], first_map, second_map);
+        for (channel, map) in [(out_channel, &*first_map), (next, &*second_map)] {
             pool_map(
                 g,
                 map,
@@ -364,7 +357,6 @@ fn forward_image / forward_image_kernel(
                 &mut winners[channel * pooled..][..pooled],
             );
         }
-        out_channel += 1 + usize::from(paired);
     }
 }
 }
@@ -377,26 +369,8 @@ struct Channels<'a> {
 }
 
 impl Channels<'_> {
-    /// `map = Σ over channels and taps of w · shifted channel`, one output channel.
-    #[inline(always)]
-    fn convolve<const FMA: bool>(&self, kernels: &[f32], map: &mut [f32]) {
-        for (start, chunk) in (0..).step_by(CHUNK).zip(map.as_chunks_mut::<CHUNK>().0) {
-            let mut sum = [0.0f32; CHUNK];
-            for (channel, kernel) in self
-                .padded
-                .chunks_exact(self.g.padded_plane())
-                .zip(kernels.chunks_exact(self.g.taps()))
-            {
-                for (&w, &shift) in kernel.iter().zip(self.shifts) {
-                    multiply_add::<FMA>(&mut sum, w, &channel[start + shift..][..CHUNK]);
-                }
-            }
-            *chunk = sum;
-        }
-    }
-
-    /// [`convolve`](Self::convolve) for two output channels at once, each summed in the same
-    /// order as alone.
+    /// `map = Σ over channels and taps of w · shifted channel` for two output channels at
+    /// once, each summed in the order it would be alone.
     #[inline(always)]
     fn convolve_pair<const FMA: bool>(
         &self,
