@@ -186,6 +186,7 @@ const TARGET_ACCURACY: f64 = 99.0;
 /// accuracy, and their mean.
 fn time_to_target_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<String>> {
     let config = std::path::absolute(&args.fast_config)?;
+    let seeds = args.fast_seeds.max(1);
     let runs = scratch.join("fast");
     let _ = std::fs::remove_dir_all(&runs);
     eprintln!(
@@ -197,7 +198,7 @@ fn time_to_target_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<Strin
             .arg("--config")
             .arg(&config)
             .args(["--backend", &args.backend])
-            .args(["--seeds", &args.fast_seeds.max(1).to_string()])
+            .args(["--seeds", &seeds.to_string()])
             .arg("--artifact-dir")
             .arg(&runs)
             .stdout(Stdio::null()),
@@ -211,11 +212,11 @@ fn time_to_target_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<Strin
         "| --- | --- | --- |".into(),
     ];
     let (mut seconds, mut reached) = (Vec::new(), 0);
-    for seed in 1..=args.fast_seeds.max(1) {
+    for seed in 1..=seeds {
         let run = runs.join(format!("seed-{seed}"));
         let summary = read_summary(&run.join("summary.json"))?;
         let [rates] = read_columns(&run.join("metrics.csv"), ["images_per_second"])?;
-        let trained: f64 = rates.iter().map(|rate| summary.train / rate).sum();
+        let trained: f64 = training_passes(&summary, &rates).sum();
         reached += usize::from(summary.accuracy >= TARGET_ACCURACY);
         rows.push(format!(
             "| seed {seed} | {trained:.2} s | {:.2}% |",
@@ -510,12 +511,7 @@ fn train_burn(args: &Args, scratch: &Path) -> anyhow::Result<Training> {
         ["seconds", "images_per_second"],
     )?;
     let n = epoch_seconds.len() as f64;
-    // An epoch's seconds cover both passes; the training pass is the images over its rate.
-    let train_seconds = train_rates
-        .iter()
-        .map(|rate| summary.train / rate)
-        .sum::<f64>()
-        / n;
+    let train_seconds = training_passes(&summary, &train_rates).sum::<f64>() / n;
     let eval_seconds = (epoch_seconds.iter().sum::<f64>() / n - train_seconds).max(1e-9);
     Ok(Training {
         epoch_seconds: train_seconds,
@@ -573,6 +569,15 @@ fn median(runs: &[Training]) -> Training {
     let mut sorted = runs.to_vec();
     sorted.sort_by(|a, b| a.epoch_seconds.total_cmp(&b.epoch_seconds));
     sorted[sorted.len() / 2]
+}
+
+/// Each epoch's training-pass seconds, from its `images_per_second`: an epoch's `seconds`
+/// cover the evaluation pass too, while the rate is of the training images alone.
+fn training_passes<'a>(
+    summary: &'a SummaryFigures,
+    rates: &'a [f64],
+) -> impl Iterator<Item = f64> + 'a {
+    rates.iter().map(|rate| summary.train / rate)
 }
 
 /// The parts of `summary.json` the bench reads: image counts and the final accuracy.

@@ -249,13 +249,10 @@ impl RunConfig {
 
     /// Parses and validates TOML text; `source` names it in errors.
     pub fn parse(text: &str, source: &str) -> Result<Self, ConfigError> {
-        let deserializer = toml::Deserializer::parse(text).map_err(|e| {
-            let line = e.span().map_or(1, |span| line_of(text, span.start));
-            ConfigError {
-                origin: source.to_string(),
-                key: String::new(),
-                reason: format!("line {line}: {}", one_line(e.message())),
-            }
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| ConfigError {
+            origin: source.to_string(),
+            key: String::new(),
+            reason: syntax_error(text, &e),
         })?;
         let config: RunConfig =
             serde_path_to_error::deserialize(deserializer).map_err(|e| ConfigError {
@@ -408,10 +405,8 @@ fn read_table(path: &Path, depth: usize) -> Result<toml::Table, ConfigError> {
     };
     let text = data::read_text_bounded(path, data::MAX_TEXT_FILE_BYTES)
         .map_err(|e| fail("", format!("cannot read: {e}")))?;
-    let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map_or(1, |span| line_of(&text, span.start));
-        fail("", format!("line {line}: {}", one_line(e.message())))
-    })?;
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| fail("", syntax_error(&text, &e)))?;
     let Some(base) = table.remove("extends") else {
         return Ok(table);
     };
@@ -606,11 +601,14 @@ fn key_of(path: &serde_path_to_error::Path) -> String {
         .to_string()
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    1 + text.as_bytes()[..offset.min(text.len())]
+/// A TOML syntax error in `text` as `line N: what`, on one line.
+fn syntax_error(text: &str, error: &toml::de::Error) -> String {
+    let offset = error.span().map_or(0, |span| span.start.min(text.len()));
+    let line = 1 + text.as_bytes()[..offset]
         .iter()
         .filter(|&&b| b == b'\n')
-        .count()
+        .count();
+    format!("line {line}: {}", one_line(error.message()))
 }
 
 #[cfg(test)]
