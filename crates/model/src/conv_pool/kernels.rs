@@ -1,21 +1,27 @@
 //! The arithmetic of a `Conv2d → ReLU → MaxPool2d(2)` block on plain `f32` slices, forward
 //! and backward, with the batch split across threads.
 //!
-//! Every inner loop is a multiply-add over a contiguous run of one channel: a convolution map
-//! is kept with the *input's* row stride, so the contribution of kernel tap `(ky, kx)` to a
-//! run of output positions is `map[p..] += w · input[p + ky·width + kx ..]`. The columns
-//! past the right edge of the map are computed and never read. Runs are [`CHUNK`] values long,
-//! a size the compiler keeps in vector registers; on x86-64 the kernels are compiled a second
-//! time for AVX2 with fused multiply-add, and picked at run time.
+//! Each pass is a small matrix product ([`products`](super::products)) over an image's
+//! *patches*: row `(channel, tap)` is the input channel read from that kernel tap's shift,
+//! `patch[p] = input[p + ky·width + kx]`, for every position `p` of the convolution map, which
+//! keeps the input's row stride (the columns past the map's right edge are computed and never
+//! read). The patches are never copied out: each row is read in place from the channel,
+//! which is followed by enough zeros for every tap's run.
+//! - forward: `maps = weight · patches`, then ReLU and pooling straight from the maps;
+//! - weight gradient: `gradient maps · patchesᵀ`, summed over a task's images;
+//! - input gradient: `weightᵀ · shifted gradient maps`, the gradient maps' own patches read
+//!   backwards from every tap.
 //!
 //! Pooling records, for each pooled value, which of its four inputs won (or that ReLU cut it),
 //! so the backward pass sends each gradient to one position and does no other pooling work.
 //!
 //! Every sum is taken in an order fixed by the shapes alone, so results are the same from run
-//! to run and whatever the number of threads; a CPU without FMA rounds differently in the last
-//! bits.
+//! to run and whatever the number of threads.
 
+use super::products::{DotOperands, Shifted, broadcast_product, dot_products};
+use super::simd::{Block, LANES, dispatched, values, values_mut};
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 /// The winner recorded for a pooled value that ReLU set to zero: no input won it, and no
 /// gradient flows back through it.
@@ -24,9 +30,6 @@ const NO_WINNER: u8 = u8::MAX;
 /// Images per parallel task in the backward pass. Each task sums its own weight gradient and
 /// the partial sums are added in task order, so results do not depend on the thread count.
 const IMAGES_PER_TASK: usize = 8;
-
-/// Values computed together, in vector registers, by the innermost loops.
-const CHUNK: usize = 32;
 
 /// Shapes of one block: stride 1, no padding, a 2×2 pooling window with stride 2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,25 +54,14 @@ impl Geometry {
             && kernel == kernel_width
             && kernel >= 1
             && kernel < height.min(width);
-        let geometry = Self {
+        fits.then_some(Self {
             batch,
             in_channels,
             out_channels,
             kernel,
             height,
             width,
-        };
-        if !fits {
-            return None;
-        }
-        // The kernels read a whole span from every tap's shift without bounds checks in
-        // their inner loops; the chunk of zeros after each padded channel must cover it.
-        let largest_shift = geometry.shifts().last().copied().unwrap_or(0);
-        assert!(
-            geometry.span() + largest_shift <= geometry.padded_plane(),
-            "the padding of {geometry:?} does not cover a span"
-        );
-        Some(geometry)
+        })
     }
 
     /// `[height, width]` of each pooled output map (odd convolution sizes drop their last
@@ -102,28 +94,61 @@ impl Geometry {
         self.out_channels * self.in_channels * self.taps()
     }
 
-    /// Length of the part of a convolution map that pooling reads, rounded up to whole
-    /// chunks. Tap `(ky, kx)` reads the input from `ky·width + kx` on, for this long.
-    fn span(&self) -> usize {
+    /// Rows of an image's patches: one per input channel and kernel tap.
+    fn patch_rows(&self) -> usize {
+        self.in_channels * self.taps()
+    }
+
+    /// Blocks of a convolution map that pooling reads (and of each patch row).
+    fn map_blocks(&self) -> usize {
         let [height, width] = self.pooled();
-        ((2 * height - 1) * self.width + 2 * width).next_multiple_of(CHUNK)
+        ((2 * height - 1) * self.width + 2 * width).div_ceil(LANES)
     }
 
-    /// An input channel followed by a chunk of zeros, so that every tap can read a whole
-    /// span: `span + largest shift <= plane + CHUNK`.
+    /// An input channel followed by zeros, enough for every tap's run of the map's blocks.
     fn padded_plane(&self) -> usize {
-        self.plane() + CHUNK
+        let largest_shift = self.shifts().last().copied().unwrap_or(0);
+        self.plane().max(self.map_blocks() * LANES + largest_shift)
     }
 
-    /// The largest shift of a kernel tap: the zeros before each gradient map, so that the
-    /// input gradient can read a chunk before a map's start.
-    fn margin(&self) -> usize {
-        (self.kernel - 1) * (self.width + 1)
+    /// Where each patch row starts in an image's padded channels: channel `c`, tap `t` at
+    /// `c · padded plane + shift of t`.
+    fn patch_starts(&self) -> Vec<usize> {
+        (0..self.in_channels)
+            .flat_map(|channel| {
+                let first = channel * self.padded_plane();
+                self.shifts().into_iter().map(move |shift| first + shift)
+            })
+            .collect()
     }
 
-    /// One gradient map: the margin, then whole chunks covering the input plane.
-    fn padded_map(&self) -> usize {
-        self.margin() + self.plane().next_multiple_of(CHUNK)
+    /// Where the input gradient's rows start in an image's gradient maps: map `o` read back
+    /// from tap `t`, at `o · stride + margin − shift of t` (in values).
+    fn back_starts(&self) -> Vec<usize> {
+        let (stride, margin) = (self.gradient_map_stride(), self.margin_blocks());
+        (0..self.out_channels)
+            .flat_map(|channel| {
+                let first = (channel * stride + margin) * LANES;
+                self.shifts().into_iter().map(move |shift| first - shift)
+            })
+            .collect()
+    }
+
+    /// Blocks covering an input plane.
+    fn plane_blocks(&self) -> usize {
+        self.plane().div_ceil(LANES)
+    }
+
+    /// Zero blocks before each gradient map, so that reading it from any tap's shift back
+    /// stays inside it.
+    fn margin_blocks(&self) -> usize {
+        self.shifts().last().copied().unwrap_or(0).div_ceil(LANES)
+    }
+
+    /// Blocks from one gradient map to the next: the margin, then the map or the input plane,
+    /// whichever is longer, so that the input gradient can read a whole plane from it.
+    fn gradient_map_stride(&self) -> usize {
+        self.margin_blocks() + self.map_blocks().max(self.plane_blocks())
     }
 
     /// Where each kernel tap starts reading, relative to an output position.
@@ -154,16 +179,21 @@ pub(crate) fn forward(
     assert_eq!(bias.len(), g.out_channels);
     let mut output = vec![0.0; g.batch * g.output_len()];
     let mut winners = vec![NO_WINNER; output.len()];
+    let reads = ForwardReads {
+        g,
+        weight,
+        bias,
+        patch_starts: g.patch_starts(),
+    };
     output
         .par_chunks_mut(g.output_len())
         .zip(winners.par_chunks_mut(g.output_len()))
         .zip(input.par_chunks(g.image_len()))
-        .for_each_init(
-            || Scratch::new(g, 1),
-            |scratch, ((output, winners), image)| {
-                forward_image(g, image, weight, bias, scratch, output, winners)
-            },
-        );
+        .for_each(|((output, winners), image)| {
+            with_scratch(g, |scratch| {
+                forward_image(&reads, image, scratch, output, winners)
+            })
+        });
     BlockOutput { output, winners }
 }
 
@@ -188,6 +218,15 @@ pub(crate) fn backward(
     assert_eq!(weight.len(), g.weight_len());
     assert_eq!(output_grad.len(), g.batch * g.output_len());
     assert_eq!(winners.len(), output_grad.len());
+    let reads = BackwardReads {
+        g,
+        patch_starts: g.patch_starts(),
+        back_starts: g.back_starts(),
+        transposed_weight: match input_grad_wanted {
+            true => transposed_weight(g, weight),
+            false => Vec::new(),
+        },
+    };
     let task = |index: usize, input_grad: Option<&mut [f32]>| {
         let first = index * IMAGES_PER_TASK;
         let images = (g.batch - first).min(IMAGES_PER_TASK);
@@ -197,15 +236,16 @@ pub(crate) fn backward(
             bias: vec![0.0; g.out_channels],
             input: input_grad,
         };
-        backward_images(
-            g,
-            &input[first * g.image_len()..][..images * g.image_len()],
-            weight,
-            &winners[outputs.clone()],
-            &output_grad[outputs],
-            &mut Scratch::new(g, images),
-            &mut grads,
-        );
+        with_scratch(g, |scratch| {
+            backward_images(
+                &reads,
+                &input[first * g.image_len()..][..images * g.image_len()],
+                &winners[outputs.clone()],
+                &output_grad[outputs],
+                scratch,
+                &mut grads,
+            )
+        });
         (grads.weight, grads.bias)
     };
     let mut input_grad = input_grad_wanted.then(|| vec![0.0; input.len()]);
@@ -233,6 +273,39 @@ pub(crate) fn backward(
     }
 }
 
+/// What the forward pass reads besides each image.
+struct ForwardReads<'a> {
+    g: Geometry,
+    weight: &'a [f32],
+    bias: &'a [f32],
+    /// [`Geometry::patch_starts`].
+    patch_starts: Vec<usize>,
+}
+
+/// What every task of a backward pass reads besides its images.
+struct BackwardReads {
+    g: Geometry,
+    /// [`Geometry::patch_starts`].
+    patch_starts: Vec<usize>,
+    /// [`Geometry::back_starts`].
+    back_starts: Vec<usize>,
+    /// [`transposed_weight`], when the input gradient is wanted; else empty.
+    transposed_weight: Vec<f32>,
+}
+
+/// The weight as `[in_channels][out_channels · taps]`: for each input channel, what every
+/// output channel's kernel gives it, the left operand of the input gradient's product.
+fn transposed_weight(g: Geometry, weight: &[f32]) -> Vec<f32> {
+    let taps = g.taps();
+    let mut transposed = Vec::with_capacity(weight.len());
+    for in_channel in 0..g.in_channels {
+        for kernels in weight.chunks_exact(g.patch_rows()) {
+            transposed.extend_from_slice(&kernels[in_channel * taps..][..taps]);
+        }
+    }
+    transposed
+}
+
 /// One task's gradients: its own sums for the weight and bias, its images' part of the input.
 struct TaskGradients<'a> {
     weight: Vec<f32>,
@@ -240,166 +313,100 @@ struct TaskGradients<'a> {
     input: Option<&'a mut [f32]>,
 }
 
-/// A task's buffers.
+/// A thread's buffers for one block's shapes, enough for a task's images.
 struct Scratch {
-    shifts: Vec<usize>,
-    /// Each image's channels, each followed by a chunk of zeros (see
-    /// [`Geometry::padded_plane`]).
+    /// `[image][in channel]`, each channel followed by zeros ([`Geometry::padded_plane`]).
     padded_channels: Vec<f32>,
-    /// A convolution map (forward), or each image's gradient maps, one per output channel
-    /// (backward), each after `margin` zeros (see [`Geometry::padded_map`]).
-    maps: Vec<f32>,
-    /// Two channels of the input gradient, each in whole chunks.
-    plane_grad: Vec<f32>,
+    /// One image's convolution maps, `[out channel][map block]`.
+    conv_maps: Vec<Block>,
+    /// Each image's gradient maps, `[image][out channel]`, each after its margin
+    /// ([`Geometry::gradient_map_stride`]). Only the positions of pooling windows are ever
+    /// written, all of them every time, so everything else stays zero.
+    gradient_maps: Vec<Block>,
+    /// `[in channel][plane block]`: one image's input gradient.
+    plane_grads: Vec<Block>,
 }
 
 impl Scratch {
-    fn new(g: Geometry, images: usize) -> Self {
+    fn new(g: Geometry) -> Self {
+        let images = IMAGES_PER_TASK;
         Self {
-            shifts: g.shifts(),
             padded_channels: vec![0.0; images * g.in_channels * g.padded_plane()],
-            // At least two: the forward pass convolves two output channels at a time.
-            maps: vec![0.0; (images * g.out_channels).max(2) * g.padded_map()],
-            plane_grad: vec![0.0; 2 * g.plane().next_multiple_of(CHUNK)],
-        }
-    }
-
-    /// Copies images' channels into `padded_channels`, whose padding stays zero.
-    fn pad_channels(&mut self, g: Geometry, images: &[f32]) {
-        for (channel, padded) in images
-            .chunks_exact(g.plane())
-            .zip(self.padded_channels.chunks_exact_mut(g.padded_plane()))
-        {
-            padded[..g.plane()].copy_from_slice(channel);
+            conv_maps: vec![Block::default(); g.out_channels * g.map_blocks()],
+            gradient_maps: vec![
+                Block::default();
+                images * g.out_channels * g.gradient_map_stride()
+            ],
+            plane_grads: vec![Block::default(); g.in_channels * g.plane_blocks()],
         }
     }
 }
 
-/// Defines `$kernel`, generic over `FMA` (whether its multiply-adds are fused), from a body,
-/// and `$name`, the function callers use, which runs that body compiled for the widest vectors
-/// the CPU has: AVX-512 (sixteen lanes), else AVX2 and FMA (eight lanes and one instruction
-/// per multiply-add, instead of baseline x86-64's four lanes and two), else baseline code.
-/// Every lane does the same arithmetic in the same order at any width, so all three give
-/// identical results.
-macro_rules! dispatched {
-    (
-        $(#[$meta:meta])*
-        fn $name:ident / $kernel:ident($($arg:ident: $ty:ty),* $(,)?) $body:block
-    ) => {
-        #[inline(always)]
-        fn $kernel<const FMA: bool>($($arg: $ty),*) $body
+/// Copies `images`' channels into `padded` (laid out as [`Scratch::padded_channels`], whose
+/// padding stays zero) and returns that part of it.
+fn pad_channels<'a>(g: Geometry, images: &[f32], padded: &'a mut [f32]) -> &'a [f32] {
+    let channels = images.len() / g.plane();
+    for (channel, padded) in images
+        .chunks_exact(g.plane())
+        .zip(padded.chunks_exact_mut(g.padded_plane()))
+    {
+        padded[..g.plane()].copy_from_slice(channel);
+    }
+    &padded[..channels * g.padded_plane()]
+}
 
-        $(#[$meta])*
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx2,fma")]
-                fn with_avx512($($arg: $ty),*) {
-                    $kernel::<true>($($arg),*)
+thread_local! {
+    /// Each thread's [`Scratch`] per block shape, kept from one batch to the next: fresh
+    /// buffers for every batch cost a page fault at the first touch of each page.
+    static SCRATCH: RefCell<Vec<(Geometry, Scratch)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Block shapes whose buffers a thread keeps (a network has a few blocks).
+const SHAPES_KEPT: usize = 4;
+
+/// Runs `work` with this thread's buffers for `g`'s shapes (any batch size).
+fn with_scratch<R>(g: Geometry, work: impl FnOnce(&mut Scratch) -> R) -> R {
+    let shape = Geometry { batch: 0, ..g };
+    SCRATCH.with_borrow_mut(|kept| {
+        let index = match kept.iter().position(|(kept, _)| *kept == shape) {
+            Some(index) => index,
+            None => {
+                if kept.len() == SHAPES_KEPT {
+                    kept.remove(0);
                 }
-                #[target_feature(enable = "avx2,fma")]
-                fn with_avx2($($arg: $ty),*) {
-                    $kernel::<true>($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU was just found to have the features it enables.
-                    return unsafe { with_avx512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU was just found to have the features it enables.
-                    return unsafe { with_avx2($($arg),*) };
-                }
+                kept.push((shape, Scratch::new(shape)));
+                kept.len() - 1
             }
-            $kernel::<false>($($arg),*)
-        }
-    };
+        };
+        work(&mut kept[index].1)
+    })
 }
 
 dispatched! {
-/// One image's forward pass. Output channels are convolved two at a time: each input value
-/// loaded feeds both, which halves the loads per multiply-add without changing any channel's
-/// arithmetic or its order (an odd last channel is computed twice over rather than branch in
-/// the loop).
+/// One image's forward pass.
 fn forward_image / forward_image_kernel(
-    g: Geometry,
+    isa: impl Isa,
+    reads: &ForwardReads,
     image: &[f32],
-    weight: &[f32],
-    bias: &[f32],
     scratch: &mut Scratch,
     output: &mut [f32],
     winners: &mut [u8],
 ) {
+    let ForwardReads { g, weight, bias, ref patch_starts } = *reads;
     let pooled = g.pooled()[0] * g.pooled()[1];
-    let kernels_len = g.in_channels * g.taps();
-    scratch.pad_channels(g, image);
-    let (first_map, rest) = scratch.maps.split_at_mut(g.span());
-    let second_map = &mut rest[..g.span()];
-    let channels = Channels {
-        g,
-        padded: &scratch.padded_channels,
-        shifts: &scratch.shifts,
-    };
-    for out_channel in (0..g.out_channels).step_by(2) {
-        let next = (out_channel + 1).min(g.out_channels - 1);
-        let kernels = |channel: usize| &weight[channel * kernels_len..][..kernels_len];
-        channels.convolve_pair::<FMA>([kernels(out_channel), kernels(next)], first_map, second_map);
-        for (channel, map) in [(out_channel, &*first_map), (next, &*second_map)] {
-            pool_map(
-                g,
-                map,
-                bias[channel],
-                &mut output[channel * pooled..][..pooled],
-                &mut winners[channel * pooled..][..pooled],
-            );
-        }
+    let Scratch { padded_channels, conv_maps: maps, .. } = scratch;
+    let values_read = pad_channels(g, image, padded_channels);
+    broadcast_product(isa, weight, Shifted { values: values_read, starts: patch_starts }, maps, g.map_blocks());
+    for (channel, map) in maps.chunks_exact(g.map_blocks()).enumerate() {
+        pool_map(
+            g,
+            values(map),
+            bias[channel],
+            &mut output[channel * pooled..][..pooled],
+            &mut winners[channel * pooled..][..pooled],
+        );
     }
 }
-}
-
-/// An image's padded input channels, read through a kernel's taps.
-struct Channels<'a> {
-    g: Geometry,
-    padded: &'a [f32],
-    shifts: &'a [usize],
-}
-
-impl Channels<'_> {
-    /// `map = Σ over channels and taps of w · shifted channel` for two output channels at
-    /// once, each summed in the order it would be alone.
-    #[inline(always)]
-    fn convolve_pair<const FMA: bool>(
-        &self,
-        [first, second]: [&[f32]; 2],
-        first_map: &mut [f32],
-        second_map: &mut [f32],
-    ) {
-        let taps = self.g.taps();
-        for ((start, first_chunk), second_chunk) in (0..)
-            .step_by(CHUNK)
-            .zip(first_map.as_chunks_mut::<CHUNK>().0)
-            .zip(second_map.as_chunks_mut::<CHUNK>().0)
-        {
-            let (mut first_sum, mut second_sum) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
-            for ((channel, first_kernel), second_kernel) in self
-                .padded
-                .chunks_exact(self.g.padded_plane())
-                .zip(first.chunks_exact(taps))
-                .zip(second.chunks_exact(taps))
-            {
-                for ((&a, &b), &shift) in first_kernel.iter().zip(second_kernel).zip(self.shifts) {
-                    let source = &channel[start + shift..][..CHUNK];
-                    multiply_add::<FMA>(&mut first_sum, a, source);
-                    multiply_add::<FMA>(&mut second_sum, b, source);
-                }
-            }
-            (*first_chunk, *second_chunk) = (first_sum, second_sum);
-        }
-    }
 }
 
 /// ReLU and 2×2 max pooling of one convolution `map` (plus its channel's `bias`) into
@@ -436,176 +443,99 @@ fn pool_map(g: Geometry, map: &[f32], bias: f32, output: &mut [f32], winners: &m
     }
 }
 
+/// Writes each image's gradient maps into `maps`: at every position of every pooling window,
+/// the pooled gradient if that position won the window, else zero. Nothing else is written.
+fn fill_gradient_maps(g: Geometry, winners: &[u8], output_grad: &[f32], maps: &mut [Block]) {
+    let [pooled_height, pooled_width] = g.pooled();
+    let start = g.margin_blocks() * LANES;
+    for ((map, grads), winners) in maps
+        .chunks_exact_mut(g.gradient_map_stride())
+        .zip(output_grad.chunks_exact(pooled_height * pooled_width))
+        .zip(winners.chunks_exact(pooled_height * pooled_width))
+    {
+        let map = &mut values_mut(map)[start..];
+        for (row, (grads, winners)) in grads
+            .chunks_exact(pooled_width)
+            .zip(winners.chunks_exact(pooled_width))
+            .enumerate()
+        {
+            let (top, bottom) = map[2 * row * g.width..].split_at_mut(g.width);
+            let top = top[..2 * pooled_width].as_chunks_mut::<2>().0;
+            let bottom = bottom[..2 * pooled_width].as_chunks_mut::<2>().0;
+            for (((&grad, &winner), top), bottom) in grads.iter().zip(winners).zip(top).zip(bottom)
+            {
+                // Bit masks rather than branches, which would follow the winners' randomness:
+                // a window ReLU cut ([`NO_WINNER`]) matches no position.
+                let grad = grad.to_bits();
+                let at = |position: u8| {
+                    f32::from_bits(grad & u32::from(winner == position).wrapping_neg())
+                };
+                *top = [at(0), at(1)];
+                *bottom = [at(2), at(3)];
+            }
+        }
+    }
+}
+
 dispatched! {
 /// A task's images' backward pass.
 fn backward_images / backward_images_kernel(
-    g: Geometry,
+    isa: impl Isa,
+    reads: &BackwardReads,
     images: &[f32],
-    weight: &[f32],
     winners: &[u8],
     output_grad: &[f32],
     scratch: &mut Scratch,
     grads: &mut TaskGradients,
 ) {
-    let [pooled_height, pooled_width] = g.pooled();
-    let pooled = pooled_height * pooled_width;
-    let (span, margin, padded_map) = (g.span(), g.margin(), g.padded_map());
-    let offsets = [0, 1, g.width, g.width + 1];
-    scratch.pad_channels(g, images);
-    // The gradient of each convolution map: the pooled gradient at its window's winner,
-    // zero elsewhere.
-    for ((map, grads_in), winners) in scratch
-        .maps
-        .chunks_exact_mut(padded_map)
-        .zip(output_grad.chunks_exact(pooled))
-        .zip(winners.chunks_exact(pooled))
-    {
-        map.fill(0.0);
-        let map = &mut map[margin..];
-        for (row, (grads_in, winners)) in grads_in
-            .chunks_exact(pooled_width)
-            .zip(winners.chunks_exact(pooled_width))
-            .enumerate()
-        {
-            let map_row = &mut map[2 * row * g.width..];
-            for (column, (&grad, &winner)) in grads_in.iter().zip(winners).enumerate() {
-                if winner != NO_WINNER {
-                    map_row[2 * column + offsets[usize::from(winner)]] = grad;
-                }
-            }
-        }
-    }
+    let g = reads.g;
+    let count = images.len() / g.image_len();
+    let (map_blocks, stride, margin) = (g.map_blocks(), g.gradient_map_stride(), g.margin_blocks());
+    let Scratch { padded_channels, gradient_maps, plane_grads, .. } = scratch;
+    let maps = &mut gradient_maps[..count * g.out_channels * stride];
+    fill_gradient_maps(g, winners, output_grad, maps);
+    let channels = pad_channels(g, images, padded_channels);
     // Bias: the sum of each output channel's gradient maps.
-    let maps_per_image = g.out_channels * padded_map;
     for (out_channel, bias_grad) in grads.bias.iter_mut().enumerate() {
-        let mut sums = [0.0f32; CHUNK];
-        for maps in scratch.maps.chunks_exact(maps_per_image) {
-            let map = &maps[out_channel * padded_map + margin..][..span];
-            for chunk in map.as_chunks::<CHUNK>().0 {
-                for (sum, value) in sums.iter_mut().zip(chunk) {
-                    *sum += value;
-                }
+        let mut sum = isa.zero();
+        for image_maps in maps.chunks_exact(g.out_channels * stride) {
+            for block in &image_maps[out_channel * stride + margin..][..map_blocks] {
+                sum = isa.add(sum, isa.load(block));
             }
         }
-        *bias_grad += reduce(sums);
+        *bias_grad += isa.lane_sum(sum);
     }
-    // Weight: each tap's gradient is the dot product of the gradient maps and the input
-    // channels read from that tap's shift, summed over the task's images before the lanes
-    // are added up; two output channels at once, sharing each input load.
-    let (channels_per_image, taps) = (g.in_channels * g.padded_plane(), g.taps());
-    for out_channel in (0..g.out_channels).step_by(2) {
-        let next = (out_channel + 1).min(g.out_channels - 1);
-        for in_channel in 0..g.in_channels {
-            for (tap, &shift) in scratch.shifts.iter().enumerate() {
-                let (mut first_sums, mut second_sums) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
-                for (maps, channels) in scratch
-                    .maps
-                    .chunks_exact(maps_per_image)
-                    .zip(scratch.padded_channels.chunks_exact(channels_per_image))
-                {
-                    let first = &maps[out_channel * padded_map + margin..][..span];
-                    let second = &maps[next * padded_map + margin..][..span];
-                    let channel = &channels[in_channel * g.padded_plane() + shift..][..span];
-                    for ((first, second), channel) in first
-                        .as_chunks::<CHUNK>()
-                        .0
-                        .iter()
-                        .zip(second.as_chunks::<CHUNK>().0)
-                        .zip(channel.as_chunks::<CHUNK>().0)
-                    {
-                        multiply_add_each::<FMA>(&mut first_sums, first, channel);
-                        multiply_add_each::<FMA>(&mut second_sums, second, channel);
-                    }
-                }
-                let at = |channel: usize| (channel * g.in_channels + in_channel) * taps + tap;
-                grads.weight[at(out_channel)] += reduce(first_sums);
-                // An odd last channel was computed twice over; it is added once.
-                if next != out_channel {
-                    grads.weight[at(next)] += reduce(second_sums);
-                }
-            }
-        }
-    }
-    // Input: every gradient map read back through every tap of its kernel, a chunk of the
-    // input plane at a time, for two input channels at once (each map value loaded feeds
-    // both; an odd last channel is computed twice over rather than branch in the loop).
+    // Weight: each output channel's gradient maps against each patch row.
+    let operands = DotOperands {
+        a: maps,
+        a_rows: g.out_channels,
+        a_image_stride: g.out_channels * stride,
+        a_row_stride: stride,
+        a_offset: margin,
+        b: Shifted { values: channels, starts: &reads.patch_starts },
+        b_image_stride: g.in_channels * g.padded_plane(),
+        images: count,
+        len: map_blocks,
+    };
+    dot_products(isa, operands, &mut grads.weight);
+    // Input: every gradient map read back through every tap of its kernel.
     let Some(input_grad) = grads.input.as_deref_mut() else {
         return;
     };
-    let (plane, taps) = (g.plane(), g.taps());
-    let (first_grad, second_grad) = scratch
-        .plane_grad
-        .split_at_mut(plane.next_multiple_of(CHUNK));
-    for (maps, image_grad) in scratch
-        .maps
-        .chunks_exact(maps_per_image)
+    for (image_maps, image_grad) in maps
+        .chunks_exact(g.out_channels * stride)
         .zip(input_grad.chunks_exact_mut(g.image_len()))
     {
-        for in_channel in (0..g.in_channels).step_by(2) {
-            let next = (in_channel + 1).min(g.in_channels - 1);
-            for ((start, first_chunk), second_chunk) in (0..)
-                .step_by(CHUNK)
-                .zip(first_grad.as_chunks_mut::<CHUNK>().0)
-                .zip(second_grad.as_chunks_mut::<CHUNK>().0)
-            {
-                let (mut first_sum, mut second_sum) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
-                for (map, kernels) in maps
-                    .chunks_exact(padded_map)
-                    .zip(weight.chunks_exact(g.in_channels * taps))
-                {
-                    let first = &kernels[in_channel * taps..][..taps];
-                    let second = &kernels[next * taps..][..taps];
-                    for ((&a, &b), &shift) in first.iter().zip(second).zip(&scratch.shifts) {
-                        let source = &map[margin + start - shift..][..CHUNK];
-                        multiply_add::<FMA>(&mut first_sum, a, source);
-                        multiply_add::<FMA>(&mut second_sum, b, source);
-                    }
-                }
-                (*first_chunk, *second_chunk) = (first_sum, second_sum);
-            }
-            image_grad[in_channel * plane..][..plane].copy_from_slice(&first_grad[..plane]);
-            image_grad[next * plane..][..plane].copy_from_slice(&second_grad[..plane]);
+        let shifted_back = Shifted { values: values(image_maps), starts: &reads.back_starts };
+        broadcast_product(isa, &reads.transposed_weight, shifted_back, plane_grads, g.plane_blocks());
+        for (channel_grad, plane_grad) in image_grad
+            .chunks_exact_mut(g.plane())
+            .zip(plane_grads.chunks_exact(g.plane_blocks()))
+        {
+            channel_grad.copy_from_slice(&values(plane_grad)[..g.plane()]);
         }
     }
 }
-}
-
-/// `sum += w · source`.
-#[inline(always)]
-fn multiply_add<const FMA: bool>(sum: &mut [f32; CHUNK], w: f32, source: &[f32]) {
-    for (sum, &source) in sum.iter_mut().zip(source) {
-        *sum = if FMA {
-            w.mul_add(source, *sum)
-        } else {
-            *sum + w * source
-        };
-    }
-}
-
-/// `sum += a · b`, element by element.
-#[inline(always)]
-fn multiply_add_each<const FMA: bool>(sum: &mut [f32; CHUNK], a: &[f32; CHUNK], b: &[f32; CHUNK]) {
-    for ((sum, &a), &b) in sum.iter_mut().zip(a).zip(b) {
-        *sum = if FMA {
-            a.mul_add(b, *sum)
-        } else {
-            *sum + a * b
-        };
-    }
-}
-
-/// The sum of the lanes, added pairwise. Kept out of line: inlined, it leads the compiler to
-/// vectorise the loops that fill `sums` two lanes at a time.
-#[inline(never)]
-fn reduce(mut sums: [f32; CHUNK]) -> f32 {
-    let mut width = CHUNK;
-    while width > 1 {
-        width /= 2;
-        for lane in 0..width {
-            sums[lane] += sums[lane + width];
-        }
-    }
-    sums[0]
 }
 
 fn add_assign(sum: &mut [f32], part: &[f32]) {
@@ -617,6 +547,7 @@ fn add_assign(sum: &mut [f32], part: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conv_pool::simd::{Baseline, Isa};
     use crate::test_support::assert_close;
 
     /// The textbook loops, one value at a time.
@@ -695,15 +626,20 @@ mod tests {
         assert_eq!(Geometry::of([1, 1, 9, 9], [1, 1, 3, 2]), None);
     }
 
-    /// Every shape the kernels accept satisfies the padding invariant `of` asserts, the odd
-    /// map sizes (where pooling drops a row or a column) included.
+    /// For every shape the kernels accept, the odd map sizes (where pooling drops a row or a
+    /// column) included, a gradient map's margin covers every tap's shift back and its stride
+    /// a whole input plane after it: the input gradient reads nothing of the next map.
     #[test]
-    fn the_padding_covers_every_span() {
+    fn gradient_maps_cover_every_shift_back() {
         for kernel in 1..=7 {
             for height in kernel + 1..=30 {
                 for width in kernel + 1..=30 {
-                    let g = Geometry::of([1, 1, height, width], [1, 1, kernel, kernel]);
-                    assert!(g.is_some(), "{kernel} {height} {width}");
+                    let g = Geometry::of([1, 1, height, width], [1, 1, kernel, kernel])
+                        .expect("a map of at least 2×2");
+                    let largest_shift = (kernel - 1) * (width + 1);
+                    assert!(g.margin_blocks() * LANES >= largest_shift);
+                    assert!(g.gradient_map_stride() >= g.margin_blocks() + g.plane_blocks());
+                    assert!(g.map_blocks() * LANES <= g.plane_blocks() * LANES + LANES);
                 }
             }
         }
@@ -725,40 +661,124 @@ mod tests {
         }
     }
 
-    /// Whatever vector width this machine's build picked (AVX-512, AVX2 or none), it computes
-    /// the same bits as the kernel run one lane at a time with the same fused multiply-adds:
-    /// each lane's arithmetic does not depend on how many lanes there are.
+    /// Everything a block computes for a batch of one task with `isa`: output, winners,
+    /// and the gradients of weight, bias and input, as bits.
+    fn everything<I: Isa>(isa: I, g: Geometry, seed: u32) -> Vec<Vec<u32>> {
+        let [input, weight, bias] = random_block(g, seed);
+        let output_grad = pseudo_random(g.batch * g.output_len(), seed + 3);
+        let mut output = vec![0.0; g.batch * g.output_len()];
+        let mut winners = vec![NO_WINNER; output.len()];
+        let mut scratch = Scratch::new(g);
+        let forward_reads = ForwardReads {
+            g,
+            weight: &weight,
+            bias: &bias,
+            patch_starts: g.patch_starts(),
+        };
+        for ((image, output), winners) in input
+            .chunks_exact(g.image_len())
+            .zip(output.chunks_exact_mut(g.output_len()))
+            .zip(winners.chunks_exact_mut(g.output_len()))
+        {
+            forward_image_kernel(isa, &forward_reads, image, &mut scratch, output, winners);
+        }
+        let mut input_grad = vec![0.0; input.len()];
+        let mut grads = TaskGradients {
+            weight: vec![0.0; g.weight_len()],
+            bias: vec![0.0; g.out_channels],
+            input: Some(&mut input_grad),
+        };
+        let reads = BackwardReads {
+            g,
+            patch_starts: g.patch_starts(),
+            back_starts: g.back_starts(),
+            transposed_weight: transposed_weight(g, &weight),
+        };
+        backward_images_kernel(
+            isa,
+            &reads,
+            &input,
+            &winners,
+            &output_grad,
+            &mut scratch,
+            &mut grads,
+        );
+        let TaskGradients { weight, bias, .. } = grads;
+        let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect();
+        let winners = winners.iter().map(|&w| u32::from(w)).collect();
+        vec![
+            bits(&output),
+            winners,
+            bits(&weight),
+            bits(&bias),
+            bits(&input_grad),
+        ]
+    }
+
+    /// A batch of one task, with odd sizes everywhere: rows of tiles and of blocks cut short.
+    const ODD_BLOCK: [usize; 6] = [3, 4, 7, 3, 14, 13];
+
+    /// Every instruction set this machine has computes the same bits as plain arrays with
+    /// the same fused multiply-adds: each lane's arithmetic does not depend on the width.
     #[test]
-    fn every_vector_width_computes_the_same_bits() {
-        let g = geometry([3, 4, 5, 3, 14, 13]);
+    fn every_instruction_set_computes_the_same_bits() {
+        let g = geometry(ODD_BLOCK);
+        let lane_by_lane = everything(Baseline::<true>, g, 9);
+        assert!(
+            lane_by_lane
+                .iter()
+                .all(|values| values.iter().any(|&v| v != 0))
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::conv_pool::simd::{Avx2, Avx512};
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") && has!("fma") {
+                // SAFETY: the CPU has the features.
+                let isa = unsafe { Avx2::assume_present() };
+                assert_eq!(everything(isa, g, 9), lane_by_lane);
+            }
+            if has!("avx512f") && has!("avx2") && has!("fma") {
+                // SAFETY: the CPU has the features.
+                let isa = unsafe { Avx512::assume_present() };
+                assert_eq!(everything(isa, g, 9), lane_by_lane);
+            }
+        }
+    }
+
+    /// The public passes (threads, tasks and the widest instruction set) compute what one
+    /// task does with plain arrays; without fused multiply-adds, the baseline build (what
+    /// CPUs without AVX2 and FMA, and other architectures, run) agrees to rounding.
+    #[test]
+    fn the_public_passes_agree_with_the_baseline() {
+        let g = geometry(ODD_BLOCK);
         let [input, weight, bias] = random_block(g, 9);
+        let output_grad = pseudo_random(g.batch * g.output_len(), 12);
+        let forward = forward(g, &input, &weight, &bias);
+        let backward = backward(g, &input, &weight, &forward.winners, &output_grad, true);
+        let public = [
+            forward.output,
+            backward.weight,
+            backward.bias,
+            backward.input.expect("asked for"),
+        ];
+        let floats = |bits: &[u32]| bits.iter().map(|&b| f32::from_bits(b)).collect::<Vec<_>>();
         let fused = cfg!(target_arch = "x86_64") && fma_detected();
-        type ForwardKernel =
-            fn(Geometry, &[f32], &[f32], &[f32], &mut Scratch, &mut [f32], &mut [u8]);
-        let run = |kernel: ForwardKernel| {
-            let mut output = vec![0.0; g.output_len()];
-            let mut winners = vec![NO_WINNER; output.len()];
-            let mut scratch = Scratch::new(g, 1);
-            let image = &input[..g.image_len()];
-            kernel(
-                g,
-                image,
-                &weight,
-                &bias,
-                &mut scratch,
-                &mut output,
-                &mut winners,
-            );
-            output
-        };
-        let lane_by_lane: ForwardKernel = match fused {
-            true => forward_image_kernel::<true>,
-            false => forward_image_kernel::<false>,
-        };
-        let (vectorised, lane_by_lane) = (run(forward_image), run(lane_by_lane));
-        assert!(vectorised.iter().any(|&value| value != 0.0));
-        let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&vectorised), bits(&lane_by_lane));
+        for (reference, tolerance) in
+            [(Baseline::<false>, 1e-4)].map(|(isa, t)| (everything(isa, g, 9), t))
+        {
+            let reference = [0, 2, 3, 4].map(|i| floats(&reference[i]));
+            for (public, reference) in public.iter().zip(&reference) {
+                assert_close(public, reference, tolerance);
+            }
+        }
+        if fused {
+            let lane_by_lane = everything(Baseline::<true>, g, 9);
+            let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            for (public, reference) in public.iter().zip([0, 2, 3, 4].map(|i| &lane_by_lane[i])) {
+                assert_eq!(&bits(public), reference);
+            }
+        }
     }
 
     fn fma_detected() -> bool {
@@ -767,68 +787,5 @@ mod tests {
             && std::arch::is_x86_feature_detected!("fma");
         #[cfg(not(target_arch = "x86_64"))]
         false
-    }
-
-    /// The baseline build of the kernels (what CPUs without AVX2 and FMA, and other
-    /// architectures, run) computes what this machine's build computes.
-    #[test]
-    fn the_baseline_kernels_agree_with_the_dispatched_ones() {
-        let g = geometry([5, 3, 4, 3, 12, 11]);
-        let [input, weight, bias] = random_block(g, 4);
-        let output_grad = pseudo_random(g.batch * g.output_len(), 7);
-        let forward_with = |baseline: bool| {
-            type ForwardKernel =
-                fn(Geometry, &[f32], &[f32], &[f32], &mut Scratch, &mut [f32], &mut [u8]);
-            let kernel: ForwardKernel = match baseline {
-                true => forward_image_kernel::<false>,
-                false => forward_image,
-            };
-            let mut output = vec![0.0; g.batch * g.output_len()];
-            let mut winners = vec![NO_WINNER; output.len()];
-            let mut scratch = Scratch::new(g, 1);
-            for ((image, output), winners) in input
-                .chunks_exact(g.image_len())
-                .zip(output.chunks_exact_mut(g.output_len()))
-                .zip(winners.chunks_exact_mut(g.output_len()))
-            {
-                kernel(g, image, &weight, &bias, &mut scratch, output, winners);
-            }
-            (output, winners)
-        };
-        let (output, winners) = forward_with(false);
-        let (baseline_output, baseline_winners) = forward_with(true);
-        assert_close(&output, &baseline_output, 1e-4);
-        assert_eq!(winners, baseline_winners);
-
-        let backward_with = |baseline: bool| {
-            type BackwardKernel =
-                fn(Geometry, &[f32], &[f32], &[u8], &[f32], &mut Scratch, &mut TaskGradients);
-            let kernel: BackwardKernel = match baseline {
-                true => backward_images_kernel::<false>,
-                false => backward_images,
-            };
-            let mut input_grad = vec![0.0; input.len()];
-            let mut grads = TaskGradients {
-                weight: vec![0.0; g.weight_len()],
-                bias: vec![0.0; g.out_channels],
-                input: Some(&mut input_grad),
-            };
-            let mut scratch = Scratch::new(g, g.batch);
-            kernel(
-                g,
-                &input,
-                &weight,
-                &winners,
-                &output_grad,
-                &mut scratch,
-                &mut grads,
-            );
-            let TaskGradients { weight, bias, .. } = grads;
-            [weight, bias, input_grad]
-        };
-        for (dispatched, baseline) in backward_with(false).iter().zip(&backward_with(true)) {
-            assert!(dispatched.iter().any(|&value| value != 0.0));
-            assert_close(dispatched, baseline, 1e-4);
-        }
     }
 }

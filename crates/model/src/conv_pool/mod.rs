@@ -11,6 +11,8 @@
 //! Burn's backend extensions; other backends run the plain layers.
 
 mod kernels;
+mod products;
+mod simd;
 
 use burn::backend::TensorMetadata;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;

@@ -1,0 +1,205 @@
+//! The two small matrix products every pass of a block reduces to. Each is computed in
+//! tiles whose sums stay in vector registers, so that every value loaded feeds several
+//! multiply-adds: that, not the loads, is what then bounds the time.
+//!
+//! The right-hand rows are runs of an image read from a kernel tap's shift ([`Shifted`]):
+//! image patches without copying them out. Those loads are not aligned, but a tile makes few
+//! enough of them that the multiply-adds still set the pace.
+
+use super::simd::{Block, Isa, LANES};
+
+/// Rows that are runs of `values`, row `r` starting at `values[starts[r]]`, each read for a
+/// whole number of blocks. The caller pads `values` so that every run is inside it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shifted<'a> {
+    pub values: &'a [f32],
+    pub starts: &'a [usize],
+}
+
+/// Rows of `a` (or of the output) per tile: a row past the last is computed as the last one
+/// again, rather than compiled as a tile of its own.
+const TILE_ROWS: usize = 5;
+
+/// `c = a · b`: `a` is `rows × depth` scalars, row-major; `b` is `depth` rows and `c` is
+/// `rows` rows of `blocks` blocks. Each output lane sums over `depth` in order.
+///
+/// The forward pass (weights times image patches) and the input gradient (transposed
+/// weights times gradient maps read back from every tap) are both this product.
+#[inline(always)]
+pub(crate) fn broadcast_product<I: Isa>(
+    isa: I,
+    a: &[f32],
+    b: Shifted,
+    c: &mut [Block],
+    blocks: usize,
+) {
+    let depth = b.starts.len();
+    let rows = c.len() / blocks;
+    assert_eq!(a.len(), rows * depth);
+    for first_row in (0..rows).step_by(TILE_ROWS) {
+        let mut row = [0; TILE_ROWS];
+        for (i, row) in row.iter_mut().enumerate() {
+            *row = (first_row + i).min(rows - 1);
+        }
+        let mut block = 0;
+        if I::WIDE {
+            while block + 4 <= blocks {
+                broadcast_tile::<I, 4>(isa, (a, row), b, c, [block, blocks]);
+                block += 4;
+            }
+        }
+        while block < blocks {
+            broadcast_tile::<I, 1>(isa, (a, row), b, c, [block, blocks]);
+            block += 1;
+        }
+    }
+}
+
+/// Rows `row` of `c`, `COLUMNS` blocks from block `first`.
+///
+/// The tiles' loops run over indices, not iterators: with constant bounds they unroll
+/// completely, and only then do the sums stay in registers.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn broadcast_tile<I: Isa, const COLUMNS: usize>(
+    isa: I,
+    (a, row): (&[f32], [usize; TILE_ROWS]),
+    b: Shifted,
+    c: &mut [Block],
+    [first, blocks]: [usize; 2],
+) {
+    let depth = b.starts.len();
+    let a_rows: [&[f32]; TILE_ROWS] = row.map(|r| &a[r * depth..][..depth]);
+    let mut sums = [[isa.zero(); COLUMNS]; TILE_ROWS];
+    for k in 0..depth {
+        let b_row = b.values[b.starts[k] + first * LANES..][..COLUMNS * LANES]
+            .as_chunks::<LANES>()
+            .0;
+        let mut loaded = [isa.zero(); COLUMNS];
+        for j in 0..COLUMNS {
+            loaded[j] = isa.load_unaligned(&b_row[j]);
+        }
+        for i in 0..TILE_ROWS {
+            let weight = isa.splat(a_rows[i][k]);
+            for j in 0..COLUMNS {
+                sums[i][j] = isa.mul_add(weight, loaded[j], sums[i][j]);
+            }
+        }
+    }
+    for i in 0..TILE_ROWS {
+        for j in 0..COLUMNS {
+            isa.store(sums[i][j], &mut c[row[i] * blocks + first + j]);
+        }
+    }
+}
+
+/// The operands of [`dot_products`], image after image.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DotOperands<'a> {
+    /// Aligned rows: row `r` of image `i` is `len` blocks from
+    /// `i · a_image_stride + r · a_row_stride + a_offset`.
+    pub a: &'a [Block],
+    pub a_rows: usize,
+    pub a_image_stride: usize,
+    pub a_row_stride: usize,
+    pub a_offset: usize,
+    /// Shifted rows; image `i`'s are read from `b.values[i · b_image_stride..]`.
+    pub b: Shifted<'a>,
+    pub b_image_stride: usize,
+    pub images: usize,
+    pub len: usize,
+}
+
+impl<'a> DotOperands<'a> {
+    #[inline(always)]
+    fn a_row(&self, image: usize, row: usize) -> &'a [Block] {
+        let start = image * self.a_image_stride + row * self.a_row_stride + self.a_offset;
+        &self.a[start..][..self.len]
+    }
+
+    #[inline(always)]
+    fn b_row(&self, image: usize, row: usize) -> &'a [[f32; LANES]] {
+        let start = image * self.b_image_stride + self.b.starts[row];
+        self.b.values[start..][..self.len * LANES]
+            .as_chunks::<LANES>()
+            .0
+    }
+}
+
+/// `c[m][n] += Σ over images and positions of a[m] · b[n]`; `c` is `a_rows × b_rows`,
+/// row-major. Each lane sums over the images, then the positions; the lanes are added last.
+///
+/// The weight gradient (gradient maps against image patches) is this product.
+#[inline(always)]
+pub(crate) fn dot_products<I: Isa>(isa: I, operands: DotOperands, c: &mut [f32]) {
+    let b_rows = operands.b.starts.len();
+    assert_eq!(c.len(), operands.a_rows * b_rows);
+    if I::WIDE {
+        dot_tiles::<I, TILE_ROWS, 4>(isa, operands, c);
+    } else {
+        dot_tiles::<I, 2, 2>(isa, operands, c);
+    }
+}
+
+#[inline(always)]
+fn dot_tiles<I: Isa, const A: usize, const B: usize>(isa: I, operands: DotOperands, c: &mut [f32]) {
+    let (a_rows, b_rows) = (operands.a_rows, operands.b.starts.len());
+    for first_a in (0..a_rows).step_by(A) {
+        for first_b in (0..b_rows).step_by(B) {
+            let mut a_row = [0; A];
+            for (i, row) in a_row.iter_mut().enumerate() {
+                *row = (first_a + i).min(a_rows - 1);
+            }
+            let mut b_row = [0; B];
+            for (j, row) in b_row.iter_mut().enumerate() {
+                *row = (first_b + j).min(b_rows - 1);
+            }
+            let sums = dot_tile::<I, A, B>(isa, &operands, a_row, b_row);
+            // Rows past the last were computed as the last one again; they are added once.
+            for (i, sums) in sums.iter().enumerate().take(a_rows - first_a) {
+                for (j, &sum) in sums.iter().enumerate().take(b_rows - first_b) {
+                    c[(first_a + i) * b_rows + first_b + j] += sum;
+                }
+            }
+        }
+    }
+}
+
+/// The sums of rows `a_row` against rows `b_row` (index loops, as in [`broadcast_tile`]).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn dot_tile<I: Isa, const A: usize, const B: usize>(
+    isa: I,
+    operands: &DotOperands,
+    a_row: [usize; A],
+    b_row: [usize; B],
+) -> [[f32; B]; A] {
+    let len = operands.len;
+    let mut sums = [[isa.zero(); B]; A];
+    for image in 0..operands.images {
+        let a = a_row.map(|row| operands.a_row(image, row));
+        let b = b_row.map(|row| operands.b_row(image, row));
+        for position in 0..len {
+            let mut a_values = [isa.zero(); A];
+            for i in 0..A {
+                a_values[i] = isa.load(&a[i][position]);
+            }
+            let mut b_values = [isa.zero(); B];
+            for j in 0..B {
+                b_values[j] = isa.load_unaligned(&b[j][position]);
+            }
+            for i in 0..A {
+                for j in 0..B {
+                    sums[i][j] = isa.mul_add(a_values[i], b_values[j], sums[i][j]);
+                }
+            }
+        }
+    }
+    let mut totals = [[0.0; B]; A];
+    for i in 0..A {
+        for j in 0..B {
+            totals[i][j] = isa.lane_sum(sums[i][j]);
+        }
+    }
+    totals
+}
