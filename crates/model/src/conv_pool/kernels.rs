@@ -343,7 +343,8 @@ impl Scratch {
 }
 
 /// Copies `images`' channels into `padded` (laid out as [`Scratch::padded_channels`], whose
-/// padding stays zero) and returns that part of it.
+/// padding stays zero) and returns that part of it. Inlined, as `fill_gradient_maps`.
+#[inline(always)]
 fn pad_channels<'a>(g: Geometry, images: &[f32], padded: &'a mut [f32]) -> &'a [f32] {
     let channels = images.len() / g.plane();
     for (channel, padded) in images
@@ -445,6 +446,8 @@ fn pool_map(g: Geometry, map: &[f32], bias: f32, output: &mut [f32], winners: &m
 
 /// Writes each image's gradient maps into `maps`: at every position of every pooling window,
 /// the pooled gradient if that position won the window, else zero. Nothing else is written.
+/// Inlined, it is compiled for the instruction set of the kernel that calls it.
+#[inline(always)]
 fn fill_gradient_maps(g: Geometry, winners: &[u8], output_grad: &[f32], maps: &mut [Block]) {
     let [pooled_height, pooled_width] = g.pooled();
     let start = g.margin_blocks() * LANES;

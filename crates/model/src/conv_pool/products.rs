@@ -69,7 +69,10 @@ fn broadcast_tile<I: Isa, const COLUMNS: usize>(
     [first, blocks]: [usize; 2],
 ) {
     let depth = b.starts.len();
-    let a_rows: [&[f32]; TILE_ROWS] = row.map(|r| &a[r * depth..][..depth]);
+    let mut a_rows: [&[f32]; TILE_ROWS] = [&[]; TILE_ROWS];
+    for i in 0..TILE_ROWS {
+        a_rows[i] = &a[row[i] * depth..][..depth];
+    }
     let mut sums = [[isa.zero(); COLUMNS]; TILE_ROWS];
     for k in 0..depth {
         let b_row = b.values[b.starts[k] + first * LANES..][..COLUMNS * LANES]
@@ -177,8 +180,14 @@ fn dot_tile<I: Isa, const A: usize, const B: usize>(
     let len = operands.len;
     let mut sums = [[isa.zero(); B]; A];
     for image in 0..operands.images {
-        let a = a_row.map(|row| operands.a_row(image, row));
-        let b = b_row.map(|row| operands.b_row(image, row));
+        let mut a: [&[Block]; A] = [&[]; A];
+        for i in 0..A {
+            a[i] = operands.a_row(image, a_row[i]);
+        }
+        let mut b: [&[[f32; LANES]]; B] = [&[]; B];
+        for j in 0..B {
+            b[j] = operands.b_row(image, b_row[j]);
+        }
         for position in 0..len {
             let mut a_values = [isa.zero(); A];
             for i in 0..A {
