@@ -792,32 +792,3 @@ mod tests {
         false
     }
 }
-#[cfg(test)]
-mod timing_scratch {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn kernel_timing() {
-        let rnd = |n: usize, s: u32| -> Vec<f32> {
-            let mut st = s.wrapping_mul(2_654_435_761).max(1);
-            (0..n).map(|_| { st ^= st << 13; st ^= st >> 17; st ^= st << 5; (st as f32 / u32::MAX as f32) * 2.0 - 1.0 }).collect()
-        };
-        for (name, shape, wantin) in [("conv1", [128usize, 1, 10, 5, 28, 28], false), ("conv2", [128, 10, 20, 3, 12, 12], true)] {
-            let [b, ci, co, k, h, w] = shape;
-            let g = Geometry::of([b, ci, h, w], [co, ci, k, k]).unwrap();
-            let input = rnd(b * ci * h * w, 1);
-            let weight = rnd(co * ci * k * k, 2);
-            let bias = rnd(co, 3);
-            let reps = 60;
-            let mut f = f64::MAX;
-            let mut out = forward(g, &input, &weight, &bias);
-            for _ in 0..reps { let t = std::time::Instant::now(); out = forward(g, &input, &weight, &bias); f = f.min(t.elapsed().as_secs_f64()); }
-            let og = rnd(out.output.len(), 4);
-            let mut bw = f64::MAX;
-            let mut gr = backward(g, &input, &weight, &out.winners, &og, wantin);
-            for _ in 0..reps { let t = std::time::Instant::now(); gr = backward(g, &input, &weight, &out.winners, &og, wantin); bw = bw.min(t.elapsed().as_secs_f64()); }
-            let sum: f32 = gr.weight.iter().sum::<f32>() + out.output.iter().sum::<f32>() + gr.input.map_or(0.0, |v| v.iter().sum());
-            println!("{name}: forward {:.3} ms, backward {:.3} ms  (check {sum})", f * 1e3, bw * 1e3);
-        }
-    }
-}
