@@ -131,55 +131,102 @@ impl<'a> DotOperands<'a> {
 
 /// `c[m][n] += Σ over images and positions of a[m] · b[n]`; `c` is `a_rows × b_rows`,
 /// row-major. Each lane sums over the images, then the positions; the lanes are added last.
+/// `partials` (at least as long as `c`) holds the lanes between images when rows are long.
 ///
 /// The weight gradient (gradient maps against image patches) is this product.
 #[inline(always)]
-pub(crate) fn dot_products<I: Isa>(isa: I, operands: DotOperands, c: &mut [f32]) {
+pub(crate) fn dot_products<I: Isa>(
+    isa: I,
+    operands: DotOperands,
+    partials: &mut [Block],
+    c: &mut [f32],
+) {
     let b_rows = operands.b.starts.len();
     assert_eq!(c.len(), operands.a_rows * b_rows);
+    assert!(partials.len() >= c.len());
     if I::WIDE {
-        dot_tiles::<I, TILE_ROWS, 4>(isa, operands, c);
+        dot_tiles::<I, TILE_ROWS, 4>(isa, operands, partials, c);
     } else {
-        dot_tiles::<I, 2, 2>(isa, operands, c);
+        dot_tiles::<I, 2, 2>(isa, operands, partials, c);
     }
 }
 
+/// Rows of at least this many blocks are multiplied one image at a time, every tile in turn,
+/// so that the image's rows stay in the first-level cache from one tile to the next; each
+/// tile's sums wait in `partials` meanwhile. Shorter rows take every image in one tile.
+const LONG_ROWS: usize = 16;
+
 #[inline(always)]
-fn dot_tiles<I: Isa, const A: usize, const B: usize>(isa: I, operands: DotOperands, c: &mut [f32]) {
-    let (a_rows, b_rows) = (operands.a_rows, operands.b.starts.len());
-    for first_a in (0..a_rows).step_by(A) {
-        for first_b in (0..b_rows).step_by(B) {
-            let mut a_row = [0; A];
-            for (i, row) in a_row.iter_mut().enumerate() {
-                *row = (first_a + i).min(a_rows - 1);
-            }
-            let mut b_row = [0; B];
-            for (j, row) in b_row.iter_mut().enumerate() {
-                *row = (first_b + j).min(b_rows - 1);
-            }
-            let sums = dot_tile::<I, A, B>(isa, &operands, a_row, b_row);
-            // Rows past the last were computed as the last one again; they are added once.
-            for (i, sums) in sums.iter().enumerate().take(a_rows - first_a) {
-                for (j, &sum) in sums.iter().enumerate().take(b_rows - first_b) {
-                    c[(first_a + i) * b_rows + first_b + j] += sum;
+fn dot_tiles<I: Isa, const A: usize, const B: usize>(
+    isa: I,
+    operands: DotOperands,
+    partials: &mut [Block],
+    c: &mut [f32],
+) {
+    let (a_rows, b_rows, images) = (operands.a_rows, operands.b.starts.len(), operands.images);
+    let passes = match operands.len >= LONG_ROWS {
+        true => images,
+        false => 1,
+    };
+    for pass in 0..passes {
+        let images = match passes {
+            1 => 0..images,
+            _ => pass..pass + 1,
+        };
+        for first_a in (0..a_rows).step_by(A) {
+            for first_b in (0..b_rows).step_by(B) {
+                let mut a_row = [0; A];
+                for (i, row) in a_row.iter_mut().enumerate() {
+                    *row = (first_a + i).min(a_rows - 1);
+                }
+                let mut b_row = [0; B];
+                for (j, row) in b_row.iter_mut().enumerate() {
+                    *row = (first_b + j).min(b_rows - 1);
+                }
+                let at = |i: usize, j: usize| a_row[i] * b_rows + b_row[j];
+                let mut sums = [[isa.zero(); B]; A];
+                if pass > 0 {
+                    for (i, sums) in sums.iter_mut().enumerate() {
+                        for (j, sum) in sums.iter_mut().enumerate() {
+                            *sum = isa.load(&partials[at(i, j)]);
+                        }
+                    }
+                }
+                let sums =
+                    dot_tile::<I, A, B>(isa, &operands, images.clone(), (a_row, b_row), sums);
+                if pass + 1 < passes {
+                    // A row past the last is the last one again: the same sums, stored twice.
+                    for (i, sums) in sums.iter().enumerate() {
+                        for (j, &sum) in sums.iter().enumerate() {
+                            isa.store(sum, &mut partials[at(i, j)]);
+                        }
+                    }
+                    continue;
+                }
+                // Rows past the last were computed as the last one again; they are added once.
+                for (i, sums) in sums.iter().enumerate().take(a_rows - first_a) {
+                    for (j, &sum) in sums.iter().enumerate().take(b_rows - first_b) {
+                        c[(first_a + i) * b_rows + first_b + j] += isa.lane_sum(sum);
+                    }
                 }
             }
         }
     }
 }
 
-/// The sums of rows `a_row` against rows `b_row` (index loops, as in [`broadcast_tile`]).
+/// `sums` plus the products of rows `a_row` against rows `b_row` over `images` (index loops,
+/// as in [`broadcast_tile`]).
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
 fn dot_tile<I: Isa, const A: usize, const B: usize>(
     isa: I,
     operands: &DotOperands,
-    a_row: [usize; A],
-    b_row: [usize; B],
-) -> [[f32; B]; A] {
+    images: std::ops::Range<usize>,
+    (a_row, b_row): ([usize; A], [usize; B]),
+    mut sums: [[I::V; B]; A],
+) -> [[I::V; B]; A] {
     let len = operands.len;
-    let mut sums = [[isa.zero(); B]; A];
-    for image in 0..operands.images {
+    for image in images {
         let mut a: [&[Block]; A] = [&[]; A];
         for i in 0..A {
             a[i] = operands.a_row(image, a_row[i]);
@@ -204,11 +251,5 @@ fn dot_tile<I: Isa, const A: usize, const B: usize>(
             }
         }
     }
-    let mut totals = [[0.0; B]; A];
-    for i in 0..A {
-        for j in 0..B {
-            totals[i][j] = isa.lane_sum(sums[i][j]);
-        }
-    }
-    totals
+    sums
 }
