@@ -7,8 +7,13 @@
 //! still in cache, the backward pass puts each gradient straight at the position that won its
 //! pooling window, and nothing but the pooled output and one byte per pooled value is kept
 //! for it. These blocks are nearly all of this network's arithmetic; done this way, a
-//! training epoch on flex takes 1.7 s instead of 4.3 s. The operation is registered through
-//! Burn's backend extensions; other backends run the plain layers.
+//! training epoch on flex took 1.7 s instead of 4.3 s, and less since (`docs/performance.md`).
+//! The operation is registered through Burn's backend extensions; other backends run the
+//! plain layers.
+//!
+//! - `kernels`: the passes of a block on `f32` slices, and how the batch is split;
+//! - `products`: the two small matrix products those passes reduce to;
+//! - `simd`: the sixteen-lane vectors the products are written in, per instruction set.
 
 mod kernels;
 mod products;
