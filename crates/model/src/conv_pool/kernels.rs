@@ -107,8 +107,8 @@ impl Geometry {
 
     /// An input channel followed by zeros, enough for every tap's run of the map's blocks.
     fn padded_plane(&self) -> usize {
-        let largest_shift = self.shifts().last().copied().unwrap_or(0);
-        self.plane().max(self.map_blocks() * LANES + largest_shift)
+        self.plane()
+            .max(self.map_blocks() * LANES + self.largest_shift())
     }
 
     /// Where each patch row starts in an image's padded channels: channel `c`, tap `t` at
@@ -142,13 +142,19 @@ impl Geometry {
     /// Zero blocks before each gradient map, so that reading it from any tap's shift back
     /// stays inside it.
     fn margin_blocks(&self) -> usize {
-        self.shifts().last().copied().unwrap_or(0).div_ceil(LANES)
+        self.largest_shift().div_ceil(LANES)
     }
 
     /// Blocks from one gradient map to the next: the margin, then the map or the input plane,
     /// whichever is longer, so that the input gradient can read a whole plane from it.
     fn gradient_map_stride(&self) -> usize {
         self.margin_blocks() + self.map_blocks().max(self.plane_blocks())
+    }
+
+    /// The last tap's shift, `(kernel − 1) · (width + 1)`: the last of [`Self::shifts`],
+    /// without building them (the buffers' sizes ask for it on every image).
+    fn largest_shift(&self) -> usize {
+        (self.kernel - 1) * (self.width + 1)
     }
 
     /// Where each kernel tap starts reading, relative to an output position.
@@ -643,7 +649,8 @@ mod tests {
                 for width in kernel + 1..=30 {
                     let g = Geometry::of([1, 1, height, width], [1, 1, kernel, kernel])
                         .expect("a map of at least 2×2");
-                    let largest_shift = (kernel - 1) * (width + 1);
+                    let largest_shift = g.shifts().last().copied().expect("a tap");
+                    assert_eq!(g.largest_shift(), largest_shift);
                     assert!(g.margin_blocks() * LANES >= largest_shift);
                     assert!(g.gradient_map_stride() >= g.margin_blocks() + g.plane_blocks());
                     assert!(g.map_blocks() * LANES <= g.plane_blocks() * LANES + LANES);
