@@ -20,6 +20,11 @@ pub(crate) struct Shifted<'a> {
 /// again, rather than compiled as a tile of its own.
 const TILE_ROWS: usize = 5;
 
+/// A tile's `N` rows from `first` on, of `rows`: a row past the last is the last one again.
+fn clamped_rows<const N: usize>(first: usize, rows: usize) -> [usize; N] {
+    std::array::from_fn(|i| (first + i).min(rows - 1))
+}
+
 /// `c = a · b`: `a` is `rows × depth` scalars, row-major; `b` is `depth` rows and `c` is
 /// `rows` rows of `blocks` blocks. Each output lane sums over `depth` in order.
 ///
@@ -37,10 +42,7 @@ pub(crate) fn broadcast_product<I: Isa>(
     let rows = c.len() / blocks;
     assert_eq!(a.len(), rows * depth);
     for first_row in (0..rows).step_by(TILE_ROWS) {
-        let mut row = [0; TILE_ROWS];
-        for (i, row) in row.iter_mut().enumerate() {
-            *row = (first_row + i).min(rows - 1);
-        }
+        let row = clamped_rows(first_row, rows);
         let mut block = 0;
         if I::WIDE {
             while block + 4 <= blocks {
@@ -175,14 +177,7 @@ fn dot_tiles<I: Isa, const A: usize, const B: usize>(
         };
         for first_a in (0..a_rows).step_by(A) {
             for first_b in (0..b_rows).step_by(B) {
-                let mut a_row = [0; A];
-                for (i, row) in a_row.iter_mut().enumerate() {
-                    *row = (first_a + i).min(a_rows - 1);
-                }
-                let mut b_row = [0; B];
-                for (j, row) in b_row.iter_mut().enumerate() {
-                    *row = (first_b + j).min(b_rows - 1);
-                }
+                let (a_row, b_row) = (clamped_rows(first_a, a_rows), clamped_rows(first_b, b_rows));
                 let at = |i: usize, j: usize| a_row[i] * b_rows + b_row[j];
                 let mut sums = [[isa.zero(); B]; A];
                 if pass > 0 {
