@@ -18,7 +18,7 @@
 //! Every sum is taken in an order fixed by the shapes alone, so results are the same from run
 //! to run and whatever the number of threads.
 
-use super::products::{DotOperands, Shifted, broadcast_product, dot_products};
+use super::products::{DotOperands, Panels, Shifted, broadcast_product, dot_products};
 use super::simd::{Block, LANES, dispatched, values, values_mut};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -187,7 +187,7 @@ pub(crate) fn forward(
     let mut winners = vec![NO_WINNER; output.len()];
     let reads = ForwardReads {
         g,
-        weight,
+        weight: Panels::of(weight, g.out_channels, g.patch_rows()),
         bias,
         patch_starts: g.patch_starts(),
     };
@@ -230,7 +230,7 @@ pub(crate) fn backward(
         back_starts: g.back_starts(),
         transposed_weight: match input_grad_wanted {
             true => transposed_weight(g, weight),
-            false => Vec::new(),
+            false => Panels::default(),
         },
     };
     let task = |index: usize, input_grad: Option<&mut [f32]>| {
@@ -282,7 +282,8 @@ pub(crate) fn backward(
 /// What the forward pass reads besides each image.
 struct ForwardReads<'a> {
     g: Geometry,
-    weight: &'a [f32],
+    /// The weight, `[out_channels][patch row]`.
+    weight: Panels,
     bias: &'a [f32],
     /// [`Geometry::patch_starts`].
     patch_starts: Vec<usize>,
@@ -296,12 +297,12 @@ struct BackwardReads {
     /// [`Geometry::back_starts`].
     back_starts: Vec<usize>,
     /// [`transposed_weight`], when the input gradient is wanted; else empty.
-    transposed_weight: Vec<f32>,
+    transposed_weight: Panels,
 }
 
 /// The weight as `[in_channels][out_channels · taps]`: for each input channel, what every
 /// output channel's kernel gives it, the left operand of the input gradient's product.
-fn transposed_weight(g: Geometry, weight: &[f32]) -> Vec<f32> {
+fn transposed_weight(g: Geometry, weight: &[f32]) -> Panels {
     let taps = g.taps();
     let mut transposed = Vec::with_capacity(weight.len());
     for in_channel in 0..g.in_channels {
@@ -309,7 +310,7 @@ fn transposed_weight(g: Geometry, weight: &[f32]) -> Vec<f32> {
             transposed.extend_from_slice(&kernels[in_channel * taps..][..taps]);
         }
     }
-    transposed
+    Panels::of(&transposed, g.in_channels, g.out_channels * taps)
 }
 
 /// One task's gradients: its own sums for the weight and bias, its images' part of the input.
@@ -403,7 +404,7 @@ fn forward_image / forward_image_kernel(
     output: &mut [f32],
     winners: &mut [u8],
 ) {
-    let ForwardReads { g, weight, bias, ref patch_starts } = *reads;
+    let ForwardReads { g, ref weight, bias, ref patch_starts } = *reads;
     let pooled = g.pooled()[0] * g.pooled()[1];
     let Scratch { padded_channels, conv_maps: maps, .. } = scratch;
     let values_read = pad_channels(g, image, padded_channels);
@@ -685,7 +686,7 @@ mod tests {
         let mut scratch = Scratch::new(g);
         let forward_reads = ForwardReads {
             g,
-            weight: &weight,
+            weight: Panels::of(&weight, g.out_channels, g.patch_rows()),
             bias: &bias,
             patch_starts: g.patch_starts(),
         };
