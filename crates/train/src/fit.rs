@@ -6,6 +6,7 @@ use crate::classifier::Classifier;
 use crate::config::{OptimizerSection, RunConfig, Schedule};
 use crate::distill::Teacher;
 use crate::error::TrainError;
+use crate::prefetch::Prefetched;
 use crate::quiet::QuietRenderer;
 use crate::report::{DIVERGED, EpochReport, EpochRow, MeasureNames, SharedRows};
 use burn::data::dataloader::DataLoaderBuilder;
@@ -25,6 +26,7 @@ use burn::train::{Interrupter, Learner, LearningResult, SupervisedTraining};
 use data::{MnistBatcher, MnistDataset};
 use model::{Cnn, one_line};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What the caller of a run hears while it trains, and how it can stop it.
@@ -121,6 +123,10 @@ impl FitPlan<'_> {
             .batch_size(batch_size)
             .set_device(self.device.clone())
             .build(held_out.clone());
+        let (train_loader, held_out_loader) = (
+            Arc::new(Prefetched::new(train_loader)),
+            Arc::new(Prefetched::new(held_out_loader)),
+        );
 
         let (loss, accuracy) = (LossMetric::new(), AccuracyMetric::new());
         let report = EpochReport::new(

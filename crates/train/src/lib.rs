@@ -15,6 +15,7 @@ pub mod fetch;
 mod fit;
 pub mod lock;
 pub mod plots;
+mod prefetch;
 mod quiet;
 pub mod report;
 pub mod run;

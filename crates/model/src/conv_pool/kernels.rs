@@ -19,7 +19,7 @@
 //! to run and whatever the number of threads.
 
 use super::products::{DotOperands, Panels, Shifted, broadcast_product, dot_products};
-use super::simd::{Block, LANES, dispatched, values, values_mut};
+use super::simd::{Block, Isa, LANES, dispatched, values, values_mut};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -88,6 +88,17 @@ impl Geometry {
     fn output_len(&self) -> usize {
         let [height, width] = self.pooled();
         self.out_channels * height * width
+    }
+
+    /// Bytes per row of pooling winners: the pooled width, padded to whole vectors so that
+    /// each window's winner is read and written sixteen at a time.
+    fn winners_row(&self) -> usize {
+        self.pooled()[1].next_multiple_of(LANES)
+    }
+
+    /// Bytes of an image's pooling winners, `[out_channels][pooled height][winners row]`.
+    fn winners_len(&self) -> usize {
+        self.out_channels * self.pooled()[0] * self.winners_row()
     }
 
     fn weight_len(&self) -> usize {
@@ -169,6 +180,7 @@ impl Geometry {
 /// backward pass needs to know of the pooling.
 pub(crate) struct BlockOutput {
     pub output: Vec<f32>,
+    /// `[batch]` × [`Geometry::winners_len`]: which input won each pooling window.
     pub winners: Vec<u8>,
 }
 
@@ -184,7 +196,7 @@ pub(crate) fn forward(
     assert_eq!(weight.len(), g.weight_len());
     assert_eq!(bias.len(), g.out_channels);
     let mut output = vec![0.0; g.batch * g.output_len()];
-    let mut winners = vec![NO_WINNER; output.len()];
+    let mut winners = vec![NO_WINNER; g.batch * g.winners_len()];
     let reads = ForwardReads {
         g,
         weight: Panels::of(weight, g.out_channels, g.patch_rows()),
@@ -193,7 +205,7 @@ pub(crate) fn forward(
     };
     output
         .par_chunks_mut(g.output_len())
-        .zip(winners.par_chunks_mut(g.output_len()))
+        .zip(winners.par_chunks_mut(g.winners_len()))
         .zip(input.par_chunks(g.image_len()))
         .for_each(|((output, winners), image)| {
             with_scratch(g, |scratch| {
@@ -223,7 +235,7 @@ pub(crate) fn backward(
     assert_eq!(input.len(), g.batch * g.image_len());
     assert_eq!(weight.len(), g.weight_len());
     assert_eq!(output_grad.len(), g.batch * g.output_len());
-    assert_eq!(winners.len(), output_grad.len());
+    assert_eq!(winners.len(), g.batch * g.winners_len());
     let reads = BackwardReads {
         g,
         patch_starts: g.patch_starts(),
@@ -246,7 +258,7 @@ pub(crate) fn backward(
             backward_images(
                 &reads,
                 &input[first * g.image_len()..][..images * g.image_len()],
-                &winners[outputs.clone()],
+                &winners[first * g.winners_len()..][..images * g.winners_len()],
                 &output_grad[outputs],
                 scratch,
                 &mut grads,
@@ -406,89 +418,161 @@ fn forward_image / forward_image_kernel(
 ) {
     let ForwardReads { g, ref weight, bias, ref patch_starts } = *reads;
     let pooled = g.pooled()[0] * g.pooled()[1];
+    let channel_winners = g.pooled()[0] * g.winners_row();
     let Scratch { padded_channels, conv_maps: maps, .. } = scratch;
     let values_read = pad_channels(g, image, padded_channels);
     broadcast_product(isa, weight, Shifted { values: values_read, starts: patch_starts }, maps, g.map_blocks());
     for (channel, map) in maps.chunks_exact(g.map_blocks()).enumerate() {
         pool_map(
+            isa,
             g,
             values(map),
             bias[channel],
             &mut output[channel * pooled..][..pooled],
-            &mut winners[channel * pooled..][..pooled],
+            &mut winners[channel * channel_winners..][..channel_winners],
         );
     }
 }
 }
 
+/// Pooling windows handled at a time: one per lane.
+const WINDOWS: usize = LANES;
+
+// The helpers below are functions, not closures: a closure would not be compiled with the
+// calling kernel's instruction set, and every vector operation in it would become a call.
+
 /// ReLU and 2×2 max pooling of one convolution `map` (plus its channel's `bias`) into
-/// `output`, recording each window's winner (or [`NO_WINNER`] where ReLU cut it).
+/// `output`, recording each window's winner (or [`NO_WINNER`] where ReLU cut it), sixteen
+/// windows of a row at a time: the even and odd columns of the window's two rows are split
+/// apart, and each window's four values are then compared lane by lane.
 #[inline(always)]
-fn pool_map(g: Geometry, map: &[f32], bias: f32, output: &mut [f32], winners: &mut [u8]) {
+fn pool_map<I: Isa>(
+    isa: I,
+    g: Geometry,
+    map: &[f32],
+    bias: f32,
+    output: &mut [f32],
+    winners: &mut [u8],
+) {
     let pooled_width = g.pooled()[1];
     for (row, (output, winners)) in output
         .chunks_exact_mut(pooled_width)
-        .zip(winners.chunks_exact_mut(pooled_width))
+        .zip(winners.chunks_exact_mut(g.winners_row()))
         .enumerate()
     {
-        let top = &map[2 * row * g.width..][..2 * pooled_width];
-        let bottom = &map[(2 * row + 1) * g.width..][..2 * pooled_width];
-        for (((value, winner), top), bottom) in output
-            .iter_mut()
-            .zip(winners)
-            .zip(top.chunks_exact(2))
-            .zip(bottom.chunks_exact(2))
-        {
-            // The first of the largest, in `MaxPool2d`'s row-major order.
-            let first = |a: (f32, u8), b: (f32, u8)| if b.0 > a.0 { b } else { a };
-            let (largest, best) = first(
-                first((top[0], 0), (top[1], 1)),
-                first((bottom[0], 2), (bottom[1], 3)),
-            );
-            let activation = largest + bias;
-            (*value, *winner) = if activation > 0.0 {
-                (activation, best)
-            } else {
-                (0.0, NO_WINNER)
-            };
+        for first in (0..pooled_width).step_by(WINDOWS) {
+            let windows = (pooled_width - first).min(WINDOWS);
+            let at = 2 * row * g.width + 2 * first;
+            let top = split_columns(isa, &map[at..][..2 * windows]);
+            let bottom = split_columns(isa, &map[at + g.width..][..2 * windows]);
+            let (value, winner) = pool_windows(isa, top, bottom, bias);
+            isa.store_partial(value, &mut output[first..][..windows]);
+            let codes = winners[first..][..LANES]
+                .as_mut_array()
+                .expect("whole vectors");
+            isa.store_bytes(winner, codes);
         }
     }
 }
 
+/// Up to 32 consecutive `values` as (even columns, odd columns).
+#[inline(always)]
+fn split_columns<I: Isa>(isa: I, values: &[f32]) -> (I::V, I::V) {
+    let (first, second) = values.split_at(values.len().min(LANES));
+    isa.deinterleave(isa.load_partial(first), isa.load_partial(second))
+}
+
+/// Each lane's window, its `top` and `bottom` rows split into columns: the pooled value
+/// (ReLU of the largest plus `bias`) and its winner as a number (or [`NO_WINNER`]).
+#[inline(always)]
+fn pool_windows<I: Isa>(
+    isa: I,
+    top: (I::V, I::V),
+    bottom: (I::V, I::V),
+    bias: f32,
+) -> (I::V, I::V) {
+    // The first of the largest, in `MaxPool2d`'s row-major order.
+    let (top, top_winner) = first_of_largest(isa, top, [0.0, 1.0]);
+    let (bottom, bottom_winner) = first_of_largest(isa, bottom, [2.0, 3.0]);
+    let lower = isa.greater(bottom, top);
+    let largest = isa.select(lower, bottom, top);
+    let winner = isa.select(lower, bottom_winner, top_winner);
+    let activation = isa.add(largest, isa.splat(bias));
+    let kept = isa.greater(activation, isa.zero());
+    (
+        isa.select(kept, activation, isa.zero()),
+        isa.select(kept, winner, isa.splat(f32::from(NO_WINNER))),
+    )
+}
+
+/// `second` where it is larger than `first`, else `first`, and the matching one of `codes`.
+#[inline(always)]
+fn first_of_largest<I: Isa>(
+    isa: I,
+    (first, second): (I::V, I::V),
+    codes: [f32; 2],
+) -> (I::V, I::V) {
+    let later = isa.greater(second, first);
+    (
+        isa.select(later, second, first),
+        isa.select(later, isa.splat(codes[1]), isa.splat(codes[0])),
+    )
+}
+
 /// Writes each image's gradient maps into `maps`: at every position of every pooling window,
 /// the pooled gradient if that position won the window, else zero. Nothing else is written.
-/// Inlined, it is compiled for the instruction set of the kernel that calls it.
+/// Sixteen windows of a row at a time, the inverse of [`pool_map`]'s split.
 #[inline(always)]
-fn fill_gradient_maps(g: Geometry, winners: &[u8], output_grad: &[f32], maps: &mut [Block]) {
+fn fill_gradient_maps<I: Isa>(
+    isa: I,
+    g: Geometry,
+    winners: &[u8],
+    output_grad: &[f32],
+    maps: &mut [Block],
+) {
     let [pooled_height, pooled_width] = g.pooled();
     let start = g.margin_blocks() * LANES;
     for ((map, grads), winners) in maps
         .chunks_exact_mut(g.gradient_map_stride())
         .zip(output_grad.chunks_exact(pooled_height * pooled_width))
-        .zip(winners.chunks_exact(pooled_height * pooled_width))
+        .zip(winners.chunks_exact(pooled_height * g.winners_row()))
     {
         let map = &mut values_mut(map)[start..];
         for (row, (grads, winners)) in grads
             .chunks_exact(pooled_width)
-            .zip(winners.chunks_exact(pooled_width))
+            .zip(winners.chunks_exact(g.winners_row()))
             .enumerate()
         {
-            let (top, bottom) = map[2 * row * g.width..].split_at_mut(g.width);
-            let top = top[..2 * pooled_width].as_chunks_mut::<2>().0;
-            let bottom = bottom[..2 * pooled_width].as_chunks_mut::<2>().0;
-            for (((&grad, &winner), top), bottom) in grads.iter().zip(winners).zip(top).zip(bottom)
-            {
-                // Bit masks rather than branches, which would follow the winners' randomness:
-                // a window ReLU cut ([`NO_WINNER`]) matches no position.
-                let grad = grad.to_bits();
-                let at = |position: u8| {
-                    f32::from_bits(grad & u32::from(winner == position).wrapping_neg())
-                };
-                *top = [at(0), at(1)];
-                *bottom = [at(2), at(3)];
+            for first in (0..pooled_width).step_by(WINDOWS) {
+                let windows = (pooled_width - first).min(WINDOWS);
+                let grad = isa.load_partial(&grads[first..][..windows]);
+                // A window ReLU cut ([`NO_WINNER`]) matches no position; lanes past the
+                // row's last window have no gradient, whatever their winner.
+                let codes = winners[first..][..LANES].as_array().expect("whole vectors");
+                let winner = isa.load_bytes(codes);
+                let at = 2 * row * g.width + 2 * first;
+                let top = [won(isa, winner, 0.0, grad), won(isa, winner, 1.0, grad)];
+                merge_columns(isa, top, &mut map[at..][..2 * windows]);
+                let bottom = [won(isa, winner, 2.0, grad), won(isa, winner, 3.0, grad)];
+                merge_columns(isa, bottom, &mut map[at + g.width..][..2 * windows]);
             }
         }
     }
+}
+
+/// `grad` in the lanes whose `winner` is `position`, else zero.
+#[inline(always)]
+fn won<I: Isa>(isa: I, winner: I::V, position: f32, grad: I::V) -> I::V {
+    isa.select(isa.equal(winner, isa.splat(position)), grad, isa.zero())
+}
+
+/// Writes even and odd columns back as up to 32 consecutive `values`.
+#[inline(always)]
+fn merge_columns<I: Isa>(isa: I, [even, odd]: [I::V; 2], values: &mut [f32]) {
+    let (low, high) = isa.interleave(even, odd);
+    let (first, second) = values.split_at_mut(values.len().min(LANES));
+    isa.store_partial(low, first);
+    isa.store_partial(high, second);
 }
 
 dispatched! {
@@ -507,7 +591,7 @@ fn backward_images / backward_images_kernel(
     let (map_blocks, stride, margin) = (g.map_blocks(), g.gradient_map_stride(), g.margin_blocks());
     let Scratch { padded_channels, gradient_maps, plane_grads, weight_partials, .. } = scratch;
     let maps = &mut gradient_maps[..count * g.out_channels * stride];
-    fill_gradient_maps(g, winners, output_grad, maps);
+    fill_gradient_maps(isa, g, winners, output_grad, maps);
     let channels = pad_channels(g, images, padded_channels);
     // Bias: the sum of each output channel's gradient maps.
     for (out_channel, bias_grad) in grads.bias.iter_mut().enumerate() {
@@ -667,6 +751,7 @@ mod tests {
             [9, 3, 5, 3, 12, 12],
             [2, 2, 3, 2, 9, 8],
             [2, 2, 3, 3, 13, 10],
+            [2, 2, 3, 3, 9, 40],
         ]
         .map(geometry)
         {
@@ -682,7 +767,7 @@ mod tests {
         let [input, weight, bias] = random_block(g, seed);
         let output_grad = pseudo_random(g.batch * g.output_len(), seed + 3);
         let mut output = vec![0.0; g.batch * g.output_len()];
-        let mut winners = vec![NO_WINNER; output.len()];
+        let mut winners = vec![NO_WINNER; g.batch * g.winners_len()];
         let mut scratch = Scratch::new(g);
         let forward_reads = ForwardReads {
             g,
@@ -693,7 +778,7 @@ mod tests {
         for ((image, output), winners) in input
             .chunks_exact(g.image_len())
             .zip(output.chunks_exact_mut(g.output_len()))
-            .zip(winners.chunks_exact_mut(g.output_len()))
+            .zip(winners.chunks_exact_mut(g.winners_len()))
         {
             forward_image_kernel(isa, &forward_reads, image, &mut scratch, output, winners);
         }
@@ -731,8 +816,13 @@ mod tests {
     }
 
     /// Batches of one task, with odd sizes everywhere: rows of tiles and of blocks cut short;
-    /// the second has maps long enough to be multiplied image by image.
-    const ODD_BLOCKS: [[usize; 6]; 2] = [[3, 4, 7, 3, 14, 13], [3, 2, 7, 5, 28, 27]];
+    /// the second has maps long enough to be multiplied image by image, the third rows of
+    /// more pooling windows than a vector has lanes.
+    const ODD_BLOCKS: [[usize; 6]; 3] = [
+        [3, 4, 7, 3, 14, 13],
+        [3, 2, 7, 5, 28, 27],
+        [2, 2, 3, 3, 9, 40],
+    ];
 
     /// Every instruction set this machine has computes the same bits as plain arrays with
     /// the same fused multiply-adds: each lane's arithmetic does not depend on the width.

@@ -46,6 +46,28 @@ pub(crate) trait Isa: Copy {
     /// `a · b + acc`, lane by lane.
     fn mul_add(self, a: Self::V, b: Self::V, acc: Self::V) -> Self::V;
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    /// The first `values.len()` (at most sixteen) values; the other lanes are zero.
+    fn load_partial(self, values: &[f32]) -> Self::V;
+    /// Stores the first `values.len()` (at most sixteen) lanes.
+    fn store_partial(self, vector: Self::V, values: &mut [f32]);
+    /// Small whole numbers, one byte per lane, as `f32`.
+    fn load_bytes(self, bytes: &[u8; LANES]) -> Self::V;
+    /// Lanes holding whole numbers from 0 to 255, one byte per lane.
+    fn store_bytes(self, vector: Self::V, bytes: &mut [u8; LANES]);
+
+    /// Which lanes hold a comparison's outcome, per instruction set.
+    type Mask: Copy;
+    /// `a > b`, lane by lane (false where either is NaN, as for `f32`'s `>`).
+    fn greater(self, a: Self::V, b: Self::V) -> Self::Mask;
+    /// `a == b`, lane by lane.
+    fn equal(self, a: Self::V, b: Self::V) -> Self::Mask;
+    /// `if_true` in the lanes of `mask`, `if_false` in the others.
+    fn select(self, mask: Self::Mask, if_true: Self::V, if_false: Self::V) -> Self::V;
+    /// Thirty-two consecutive values, `first` then `second`, split into those at even
+    /// positions and those at odd positions, each in order.
+    fn deinterleave(self, first: Self::V, second: Self::V) -> (Self::V, Self::V);
+    /// The inverse of [`Self::deinterleave`]: `even[0], odd[0], even[1], …` as two vectors.
+    fn interleave(self, even: Self::V, odd: Self::V) -> (Self::V, Self::V);
 
     /// The sum of the lanes, added pairwise in a fixed order.
     #[inline(always)]
@@ -102,6 +124,65 @@ impl<const FMA: bool> Isa for Baseline<FMA> {
     #[inline(always)]
     fn add(self, a: Self::V, b: Self::V) -> Self::V {
         std::array::from_fn(|lane| a[lane] + b[lane])
+    }
+    #[inline(always)]
+    fn load_partial(self, values: &[f32]) -> Self::V {
+        std::array::from_fn(|lane| values.get(lane).copied().unwrap_or(0.0))
+    }
+    #[inline(always)]
+    fn store_partial(self, vector: Self::V, values: &mut [f32]) {
+        for (value, lane) in values.iter_mut().zip(vector) {
+            *value = lane;
+        }
+    }
+    #[inline(always)]
+    fn load_bytes(self, bytes: &[u8; LANES]) -> Self::V {
+        bytes.map(f32::from)
+    }
+    #[inline(always)]
+    fn store_bytes(self, vector: Self::V, bytes: &mut [u8; LANES]) {
+        *bytes = vector.map(|lane| lane as u8);
+    }
+    type Mask = [bool; LANES];
+    #[inline(always)]
+    fn greater(self, a: Self::V, b: Self::V) -> Self::Mask {
+        std::array::from_fn(|lane| a[lane] > b[lane])
+    }
+    #[inline(always)]
+    fn equal(self, a: Self::V, b: Self::V) -> Self::Mask {
+        std::array::from_fn(|lane| a[lane] == b[lane])
+    }
+    #[inline(always)]
+    fn select(self, mask: Self::Mask, if_true: Self::V, if_false: Self::V) -> Self::V {
+        std::array::from_fn(|lane| {
+            if mask[lane] {
+                if_true[lane]
+            } else {
+                if_false[lane]
+            }
+        })
+    }
+    #[inline(always)]
+    fn deinterleave(self, first: Self::V, second: Self::V) -> (Self::V, Self::V) {
+        let at = |position: usize| match position < LANES {
+            true => first[position],
+            false => second[position - LANES],
+        };
+        (
+            std::array::from_fn(|lane| at(2 * lane)),
+            std::array::from_fn(|lane| at(2 * lane + 1)),
+        )
+    }
+    #[inline(always)]
+    fn interleave(self, even: Self::V, odd: Self::V) -> (Self::V, Self::V) {
+        let at = |position: usize| match position % 2 {
+            0 => even[position / 2],
+            _ => odd[position / 2],
+        };
+        (
+            std::array::from_fn(at),
+            std::array::from_fn(|lane| at(LANES + lane)),
+        )
     }
 }
 
@@ -166,6 +247,82 @@ mod x86 {
             // SAFETY: the features are present (see the impl).
             unsafe { _mm512_add_ps(a, b) }
         }
+        #[inline(always)]
+        fn load_partial(self, values: &[f32]) -> __m512 {
+            // SAFETY: the features are present; the mask reads only `values`' own lanes.
+            unsafe { _mm512_maskz_loadu_ps(first_lanes(values.len()), values.as_ptr()) }
+        }
+        #[inline(always)]
+        fn store_partial(self, vector: __m512, values: &mut [f32]) {
+            let mask = first_lanes(values.len());
+            // SAFETY: the features are present; the mask writes only `values`' own lanes.
+            unsafe { _mm512_mask_storeu_ps(values.as_mut_ptr(), mask, vector) }
+        }
+        #[inline(always)]
+        fn load_bytes(self, bytes: &[u8; LANES]) -> __m512 {
+            // SAFETY: the features are present; sixteen bytes are read.
+            unsafe {
+                _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(bytes.as_ptr().cast())))
+            }
+        }
+        #[inline(always)]
+        fn store_bytes(self, vector: __m512, bytes: &mut [u8; LANES]) {
+            // SAFETY: the features are present; sixteen bytes are written.
+            unsafe {
+                let bytes_out = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(vector));
+                _mm_storeu_si128(bytes.as_mut_ptr().cast(), bytes_out)
+            }
+        }
+        type Mask = __mmask16;
+        #[inline(always)]
+        fn greater(self, a: __m512, b: __m512) -> __mmask16 {
+            // SAFETY: the features are present (see the impl).
+            unsafe { _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b) }
+        }
+        #[inline(always)]
+        fn equal(self, a: __m512, b: __m512) -> __mmask16 {
+            // SAFETY: the features are present (see the impl).
+            unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(a, b) }
+        }
+        #[inline(always)]
+        fn select(self, mask: __mmask16, if_true: __m512, if_false: __m512) -> __m512 {
+            // SAFETY: the features are present (see the impl).
+            unsafe { _mm512_mask_blend_ps(mask, if_false, if_true) }
+        }
+        #[inline(always)]
+        fn deinterleave(self, first: __m512, second: __m512) -> (__m512, __m512) {
+            // SAFETY: the features are present (see the impl).
+            unsafe {
+                let even =
+                    _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                let odd =
+                    _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+                (
+                    _mm512_permutex2var_ps(first, even, second),
+                    _mm512_permutex2var_ps(first, odd, second),
+                )
+            }
+        }
+        #[inline(always)]
+        fn interleave(self, even: __m512, odd: __m512) -> (__m512, __m512) {
+            // SAFETY: the features are present (see the impl).
+            unsafe {
+                let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+                let high =
+                    _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+                (
+                    _mm512_permutex2var_ps(even, low, odd),
+                    _mm512_permutex2var_ps(even, high, odd),
+                )
+            }
+        }
+    }
+
+    /// A mask of the first `count` (at most sixteen) lanes.
+    #[inline(always)]
+    fn first_lanes(count: usize) -> __mmask16 {
+        debug_assert!(count <= LANES);
+        ((1u32 << count.min(LANES)) - 1) as __mmask16
     }
 
     /// AVX2 with FMA: two eight-lane registers per vector, 16 registers.
@@ -232,6 +389,119 @@ mod x86 {
         fn add(self, a: Self::V, b: Self::V) -> Self::V {
             // SAFETY: the features are present (see the impl).
             unsafe { [_mm256_add_ps(a[0], b[0]), _mm256_add_ps(a[1], b[1])] }
+        }
+        #[inline(always)]
+        fn load_partial(self, values: &[f32]) -> Self::V {
+            let mut block = Block::default();
+            let count = values.len().min(LANES);
+            block.0[..count].copy_from_slice(&values[..count]);
+            self.load(&block)
+        }
+        #[inline(always)]
+        fn store_partial(self, vector: Self::V, values: &mut [f32]) {
+            let mut block = Block::default();
+            self.store(vector, &mut block);
+            let count = values.len().min(LANES);
+            values[..count].copy_from_slice(&block.0[..count]);
+        }
+        #[inline(always)]
+        fn load_bytes(self, bytes: &[u8; LANES]) -> Self::V {
+            let bytes = bytes.as_ptr();
+            // SAFETY: the features are present; eight bytes are read from each half.
+            unsafe {
+                let half = |at: *const u8| {
+                    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(at.cast())))
+                };
+                [half(bytes), half(bytes.add(HALF))]
+            }
+        }
+        #[inline(always)]
+        fn store_bytes(self, [low, high]: Self::V, bytes: &mut [u8; LANES]) {
+            // SAFETY: the features are present; sixteen bytes are written.
+            unsafe {
+                // Packing works within each 128-bit half: words come out as low 0–3,
+                // high 0–3, low 4–7, high 4–7, and are put back in order before the bytes.
+                let words = _mm256_packs_epi32(_mm256_cvttps_epi32(low), _mm256_cvttps_epi32(high));
+                let words = _mm256_permute4x64_epi64::<0b11_01_10_00>(words);
+                let bytes_out = _mm_packus_epi16(
+                    _mm256_castsi256_si128(words),
+                    _mm256_extracti128_si256::<1>(words),
+                );
+                _mm_storeu_si128(bytes.as_mut_ptr().cast(), bytes_out)
+            }
+        }
+        type Mask = [__m256; 2];
+        #[inline(always)]
+        fn greater(self, a: Self::V, b: Self::V) -> Self::Mask {
+            // SAFETY: the features are present (see the impl).
+            unsafe {
+                [
+                    _mm256_cmp_ps::<_CMP_GT_OQ>(a[0], b[0]),
+                    _mm256_cmp_ps::<_CMP_GT_OQ>(a[1], b[1]),
+                ]
+            }
+        }
+        #[inline(always)]
+        fn equal(self, a: Self::V, b: Self::V) -> Self::Mask {
+            // SAFETY: the features are present (see the impl).
+            unsafe {
+                [
+                    _mm256_cmp_ps::<_CMP_EQ_OQ>(a[0], b[0]),
+                    _mm256_cmp_ps::<_CMP_EQ_OQ>(a[1], b[1]),
+                ]
+            }
+        }
+        #[inline(always)]
+        fn select(self, mask: Self::Mask, if_true: Self::V, if_false: Self::V) -> Self::V {
+            // SAFETY: the features are present (see the impl).
+            unsafe {
+                [
+                    _mm256_blendv_ps(if_false[0], if_true[0], mask[0]),
+                    _mm256_blendv_ps(if_false[1], if_true[1], mask[1]),
+                ]
+            }
+        }
+        #[inline(always)]
+        fn deinterleave(self, first: Self::V, second: Self::V) -> (Self::V, Self::V) {
+            // SAFETY: the features are present (see the impl).
+            unsafe {
+                // Shuffles pick within 128-bit halves; the 64-bit permute puts them in order.
+                let pick = |a: __m256, b: __m256, odd: bool| {
+                    let picked = match odd {
+                        false => _mm256_shuffle_ps::<0b10_00_10_00>(a, b),
+                        true => _mm256_shuffle_ps::<0b11_01_11_01>(a, b),
+                    };
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                        picked,
+                    )))
+                };
+                (
+                    [
+                        pick(first[0], first[1], false),
+                        pick(second[0], second[1], false),
+                    ],
+                    [
+                        pick(first[0], first[1], true),
+                        pick(second[0], second[1], true),
+                    ],
+                )
+            }
+        }
+        #[inline(always)]
+        fn interleave(self, even: Self::V, odd: Self::V) -> (Self::V, Self::V) {
+            // SAFETY: the features are present (see the impl).
+            unsafe {
+                // Unpacking works within 128-bit halves; the half permutes put them in order.
+                let zip = |even: __m256, odd: __m256| {
+                    let (low, high) =
+                        (_mm256_unpacklo_ps(even, odd), _mm256_unpackhi_ps(even, odd));
+                    [
+                        _mm256_permute2f128_ps::<0x20>(low, high),
+                        _mm256_permute2f128_ps::<0x31>(low, high),
+                    ]
+                };
+                (zip(even[0], odd[0]), zip(even[1], odd[1]))
+            }
         }
     }
 }
