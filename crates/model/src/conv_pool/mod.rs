@@ -6,8 +6,9 @@
 //! backward pass. Done as one operation, pooling happens while the convolution's values are
 //! still in cache, the backward pass puts each gradient straight at the position that won its
 //! pooling window, and nothing but the pooled output and a byte per pooled value (rows
-//! padded to whole vectors) is kept for it. These blocks are nearly all of this network's arithmetic; done this way, a
-//! training epoch on flex took 1.7 s instead of 4.3 s, and less since (`docs/performance.md`).
+//! padded to whole vectors) is kept for it. These blocks are nearly all of this network's
+//! arithmetic; done this way, a training epoch on flex took 1.7 s instead of 4.3 s, and less
+//! since (`docs/performance.md`).
 //! The operation is registered through Burn's backend extensions; other backends run the
 //! plain layers.
 //!
