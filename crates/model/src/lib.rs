@@ -4,8 +4,10 @@
 mod backend;
 mod config;
 mod conv_pool;
+mod dense;
 mod interchange;
 mod parameters;
+mod simd;
 #[cfg(test)]
 mod test_support;
 
@@ -72,7 +74,24 @@ impl Cnn {
         };
         let x = self.block(&self.conv1, images);
         let x = self.block(&self.conv2, x);
-        self.classifier.forward(x.flatten(1, 3))
+        self.classify(x.flatten(1, 3))
+    }
+
+    /// The classifier layer. On flex this is its own operation (see [`dense`]), the
+    /// matrix products split across threads; elsewhere, Burn's `Linear`.
+    ///
+    /// # Shapes
+    /// - `features`: `[batch, inputs]`; returns `[batch, num_classes]`.
+    fn classify(&self, features: Tensor<2>) -> Tensor<2> {
+        let weight = self.classifier.weight.val();
+        if !dense::supported(&features, &weight) {
+            return self.classifier.forward(features);
+        }
+        let bias = match &self.classifier.bias {
+            Some(bias) => bias.val(),
+            None => Tensor::zeros([weight.dims()[1]], &features.device()),
+        };
+        dense::dense(features, weight, bias)
     }
 
     /// `MaxPool2d(2)(ReLU(conv(x)))`. On flex this is one fused operation (see

@@ -19,7 +19,7 @@
 //! to run and whatever the number of threads.
 
 use super::products::{DotOperands, Panels, Shifted, broadcast_product, dot_products};
-use super::simd::{Block, Isa, LANES, dispatched, values, values_mut};
+use crate::simd::{Block, Isa, LANES, dispatched, values, values_mut};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -645,8 +645,8 @@ fn add_assign(sum: &mut [f32], part: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conv_pool::simd::{Baseline, Isa};
-    use crate::test_support::assert_close;
+    use crate::simd::{Baseline, Isa};
+    use crate::test_support::{assert_close, pseudo_random};
 
     /// The textbook loops, one value at a time.
     fn reference(g: Geometry, input: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
@@ -678,18 +678,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn pseudo_random(len: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(2_654_435_761).max(1);
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                (state as f32 / u32::MAX as f32) * 2.0 - 1.0
-            })
-            .collect()
     }
 
     /// A block's shapes: `[batch, in_channels, out_channels, kernel, height, width]`.
@@ -842,7 +830,7 @@ mod tests {
         );
         #[cfg(target_arch = "x86_64")]
         {
-            use crate::conv_pool::simd::{Avx2, Avx512};
+            use crate::simd::{Avx2, Avx512};
             use std::arch::is_x86_feature_detected as has;
             if has!("avx2") && has!("fma") {
                 // SAFETY: the CPU has the features.

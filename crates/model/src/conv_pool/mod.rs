@@ -13,12 +13,11 @@
 //! plain layers.
 //!
 //! - `kernels`: the passes of a block on `f32` slices, and how the batch is split;
-//! - `products`: the two small matrix products those passes reduce to;
-//! - `simd`: the sixteen-lane vectors the products are written in, per instruction set.
+//! - `products`: the two small matrix products those passes reduce to, written in the
+//!   sixteen-lane vectors of [`crate::simd`].
 
 mod kernels;
 mod products;
-mod simd;
 
 use burn::backend::TensorMetadata;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;

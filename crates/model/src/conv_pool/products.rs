@@ -6,7 +6,7 @@
 //! image patches without copying them out. Those loads are not aligned, but a tile makes few
 //! enough of them that the multiply-adds still set the pace.
 
-use super::simd::{Block, Isa, LANES};
+use crate::simd::{Block, Isa, LANES};
 
 /// Rows that are runs of `values`, row `r` starting at `values[starts[r]]`, each read for a
 /// whole number of blocks. The caller pads `values` so that every run is inside it.

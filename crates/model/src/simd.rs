@@ -516,13 +516,13 @@ macro_rules! dispatched {
         $body:block
     ) => {
         #[inline(always)]
-        fn $kernel<I: $crate::conv_pool::simd::Isa>($isa: I, $($arg: $ty),*) $body
+        fn $kernel<I: $crate::simd::Isa>($isa: I, $($arg: $ty),*) $body
 
         $(#[$meta])*
         fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
-                use $crate::conv_pool::simd::{Avx2, Avx512};
+                use $crate::simd::{Avx2, Avx512};
                 #[target_feature(enable = "avx512f,avx2,fma")]
                 fn with_avx512($($arg: $ty),*) {
                     // SAFETY: called only once the CPU was found to have these features,
@@ -548,7 +548,7 @@ macro_rules! dispatched {
                     return unsafe { with_avx2($($arg),*) };
                 }
             }
-            $kernel($crate::conv_pool::simd::Baseline::<false>, $($arg),*)
+            $kernel($crate::simd::Baseline::<false>, $($arg),*)
         }
     };
 }
