@@ -81,11 +81,13 @@ impl FitPlan<'_> {
     ) -> Result<Fitted, TrainError> {
         self.device.seed(self.config.seed);
         let autodiff = self.device.clone().autodiff();
-        let (training, rows) = self.supervised_training(train, held_out, hooks, &autodiff);
-        let learner = self.learner(&autodiff, train.len())?;
-        let started = Instant::now();
-        let result = training.launch(learner);
-        let seconds = started.elapsed().as_secs_f64();
+        let (result, rows, seconds) = on_a_worker_thread(|| {
+            let (training, rows) = self.supervised_training(train, held_out, hooks, &autodiff);
+            let learner = self.learner(&autodiff, train.len())?;
+            let started = Instant::now();
+            let result = training.launch(learner);
+            Ok::<_, TrainError>((result, rows, started.elapsed().as_secs_f64()))
+        })?;
         let cnn = self.trained_network(result)?;
         let rows = rows.lock().map(|rows| rows.clone()).unwrap_or_default();
         if rows.is_empty() {
@@ -269,4 +271,16 @@ fn learning_rate_schedule(o: &OptimizerSection, steps: usize) -> Result<ModuleLr
             .init()
         }
     }
+}
+
+/// Runs `work` on one of rayon's worker threads and waits for it there.
+///
+/// The fused kernels split each pass of a step across rayon's workers. Called from any other
+/// thread, every pass wakes the workers and puts the caller to sleep until they finish, two
+/// thread switches a pass and several passes a step; called from a worker, the training loop
+/// takes part in the pass itself and only the other workers are woken.
+fn on_a_worker_thread<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    let mut result = None;
+    rayon::scope(|scope| scope.spawn(|_| result = Some(work())));
+    result.expect("a scope returns once its tasks have run")
 }
