@@ -19,6 +19,7 @@
 //! to run and whatever the number of threads.
 
 use super::products::{DotOperands, Panels, Shifted, broadcast_product, dot_products};
+use crate::InputNorm;
 use crate::simd::{Block, Isa, LANES, dispatched, values, values_mut};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -176,6 +177,30 @@ impl Geometry {
     }
 }
 
+/// `(x − mean) / std` in `f32`, done to a block's input as it is copied in: the network's
+/// input standardisation, for the first block, at the cost of the copy it makes anyway.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Standardise {
+    mean: f32,
+    std: f32,
+}
+
+impl Standardise {
+    /// Inputs as they are.
+    pub const NONE: Self = Self {
+        mean: 0.0,
+        std: 1.0,
+    };
+
+    /// `norm` in `f32`, rounded as tensor operations with these scalars round them.
+    pub fn of(norm: InputNorm) -> Self {
+        Self {
+            mean: norm.mean as f32,
+            std: norm.std as f32,
+        }
+    }
+}
+
 /// The block's output, `[batch, out_channels, pooled height, pooled width]`, and what the
 /// backward pass needs to know of the pooling.
 pub(crate) struct BlockOutput {
@@ -184,9 +209,10 @@ pub(crate) struct BlockOutput {
     pub winners: Vec<u8>,
 }
 
-/// `MaxPool2d(2)(ReLU(conv(input, weight) + bias))`.
+/// `MaxPool2d(2)(ReLU(conv(norm(input), weight) + bias))`.
 pub(crate) fn forward(
     geometry: Geometry,
+    norm: Standardise,
     input: &[f32],
     weight: &[f32],
     bias: &[f32],
@@ -199,6 +225,7 @@ pub(crate) fn forward(
     let mut winners = vec![NO_WINNER; g.batch * g.winners_len()];
     let reads = ForwardReads {
         g,
+        norm,
         weight: Panels::of(weight, g.out_channels, g.patch_rows()),
         bias,
         patch_starts: g.patch_starts(),
@@ -225,6 +252,7 @@ pub(crate) struct BlockGradients {
 /// Backward pass of [`forward`], given the gradient of its output.
 pub(crate) fn backward(
     geometry: Geometry,
+    norm: Standardise,
     input: &[f32],
     weight: &[f32],
     winners: &[u8],
@@ -238,6 +266,7 @@ pub(crate) fn backward(
     assert_eq!(winners.len(), g.batch * g.winners_len());
     let reads = BackwardReads {
         g,
+        norm,
         patch_starts: g.patch_starts(),
         back_starts: g.back_starts(),
         transposed_weight: match input_grad_wanted {
@@ -294,6 +323,7 @@ pub(crate) fn backward(
 /// What the forward pass reads besides each image.
 struct ForwardReads<'a> {
     g: Geometry,
+    norm: Standardise,
     /// The weight, `[out_channels][patch row]`.
     weight: Panels,
     bias: &'a [f32],
@@ -304,6 +334,7 @@ struct ForwardReads<'a> {
 /// What every task of a backward pass reads besides its images.
 struct BackwardReads {
     g: Geometry,
+    norm: Standardise,
     /// [`Geometry::patch_starts`].
     patch_starts: Vec<usize>,
     /// [`Geometry::back_starts`].
@@ -365,16 +396,30 @@ impl Scratch {
     }
 }
 
-/// Copies `images`' channels into `padded` (laid out as [`Scratch::padded_channels`], whose
-/// padding stays zero) and returns that part of it. Inlined, as `fill_gradient_maps`.
+/// Copies `images`' channels, standardised by `norm`, into `padded` (laid out as
+/// [`Scratch::padded_channels`], whose padding stays zero) and returns that part of it.
+/// Inlined, as `fill_gradient_maps`.
 #[inline(always)]
-fn pad_channels<'a>(g: Geometry, images: &[f32], padded: &'a mut [f32]) -> &'a [f32] {
+fn pad_channels<'a>(
+    g: Geometry,
+    norm: Standardise,
+    images: &[f32],
+    padded: &'a mut [f32],
+) -> &'a [f32] {
     let channels = images.len() / g.plane();
     for (channel, padded) in images
         .chunks_exact(g.plane())
         .zip(padded.chunks_exact_mut(g.padded_plane()))
     {
-        padded[..g.plane()].copy_from_slice(channel);
+        let padded = &mut padded[..g.plane()];
+        match norm == Standardise::NONE {
+            true => padded.copy_from_slice(channel),
+            false => {
+                for (padded, &value) in padded.iter_mut().zip(channel) {
+                    *padded = (value - norm.mean) / norm.std;
+                }
+            }
+        }
     }
     &padded[..channels * g.padded_plane()]
 }
@@ -416,11 +461,11 @@ fn forward_image / forward_image_kernel(
     output: &mut [f32],
     winners: &mut [u8],
 ) {
-    let ForwardReads { g, ref weight, bias, ref patch_starts } = *reads;
+    let ForwardReads { g, norm, ref weight, bias, ref patch_starts } = *reads;
     let pooled = g.pooled()[0] * g.pooled()[1];
     let channel_winners = g.pooled()[0] * g.winners_row();
     let Scratch { padded_channels, conv_maps: maps, .. } = scratch;
-    let values_read = pad_channels(g, image, padded_channels);
+    let values_read = pad_channels(g, norm, image, padded_channels);
     broadcast_product(isa, weight, Shifted { values: values_read, starts: patch_starts }, maps, g.map_blocks());
     for (channel, map) in maps.chunks_exact(g.map_blocks()).enumerate() {
         pool_map(
@@ -592,7 +637,7 @@ fn backward_images / backward_images_kernel(
     let Scratch { padded_channels, gradient_maps, plane_grads, weight_partials, .. } = scratch;
     let maps = &mut gradient_maps[..count * g.out_channels * stride];
     fill_gradient_maps(isa, g, winners, output_grad, maps);
-    let channels = pad_channels(g, images, padded_channels);
+    let channels = pad_channels(g, reads.norm, images, padded_channels);
     // Bias: the sum of each output channel's gradient maps.
     for (out_channel, bias_grad) in grads.bias.iter_mut().enumerate() {
         let mut sum = isa.zero();
@@ -631,6 +676,12 @@ fn backward_images / backward_images_kernel(
             .zip(plane_grads.chunks_exact(g.plane_blocks()))
         {
             channel_grad.copy_from_slice(&values(plane_grad)[..g.plane()]);
+            // Through the standardisation: `d(x − mean) / std`.
+            if reads.norm != Standardise::NONE {
+                for grad in channel_grad.iter_mut() {
+                    *grad /= reads.norm.std;
+                }
+            }
         }
     }
 }
@@ -744,7 +795,7 @@ mod tests {
         .map(geometry)
         {
             let [input, weight, bias] = random_block(g, 1);
-            let fast = forward(g, &input, &weight, &bias).output;
+            let fast = forward(g, Standardise::NONE, &input, &weight, &bias).output;
             assert_close(&fast, &reference(g, &input, &weight, &bias), 1e-5);
         }
     }
@@ -759,6 +810,7 @@ mod tests {
         let mut scratch = Scratch::new(g);
         let forward_reads = ForwardReads {
             g,
+            norm: Standardise::NONE,
             weight: Panels::of(&weight, g.out_channels, g.patch_rows()),
             bias: &bias,
             patch_starts: g.patch_starts(),
@@ -778,6 +830,7 @@ mod tests {
         };
         let reads = BackwardReads {
             g,
+            norm: Standardise::NONE,
             patch_starts: g.patch_starts(),
             back_starts: g.back_starts(),
             transposed_weight: transposed_weight(g, &weight),
@@ -858,8 +911,16 @@ mod tests {
     fn public_passes_agree_with_the_baseline(g: Geometry) {
         let [input, weight, bias] = random_block(g, 9);
         let output_grad = pseudo_random(g.batch * g.output_len(), 12);
-        let forward = forward(g, &input, &weight, &bias);
-        let backward = backward(g, &input, &weight, &forward.winners, &output_grad, true);
+        let forward = forward(g, Standardise::NONE, &input, &weight, &bias);
+        let backward = backward(
+            g,
+            Standardise::NONE,
+            &input,
+            &weight,
+            &forward.winners,
+            &output_grad,
+            true,
+        );
         let public = [
             forward.output,
             backward.weight,

@@ -19,6 +19,7 @@
 mod kernels;
 mod products;
 
+use crate::InputNorm;
 use burn::backend::TensorMetadata;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -29,16 +30,17 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
-use kernels::Geometry;
+use kernels::{Geometry, Standardise};
 use std::sync::Arc;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait ConvReluPoolBackend: burn::backend::Backend {
-    /// `MaxPool2d(2)(ReLU(conv2d(input, weight) + bias))`, stride 1, no padding.
+    /// `MaxPool2d(2)(ReLU(conv2d(norm(input), weight) + bias))`, stride 1, no padding.
     fn conv_relu_pool(
         input: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+        norm: InputNorm,
     ) -> FloatTensor<Self>;
 }
 
@@ -53,23 +55,35 @@ pub(crate) fn supported(input: &Tensor<4>, weight: &Tensor<4>) -> bool {
         && Geometry::of(input.dims(), weight.dims()).is_some()
 }
 
-/// `MaxPool2d(2)(ReLU(conv2d(input, weight) + bias))`, stride 1, no padding, on flex.
+/// `MaxPool2d(2)(ReLU(conv2d(norm(input), weight) + bias))`, stride 1, no padding, on flex:
+/// the standardisation costs nothing here, done as the input is copied in.
 ///
 /// # Shapes
 /// - `input`: `[batch, in_channels, height, width]`
 /// - `weight`: `[out_channels, in_channels, kernel, kernel]`, `bias`: `[out_channels]`
 /// - returns `[batch, out_channels, (height + 1 - kernel) / 2, (width + 1 - kernel) / 2]`
-pub(crate) fn conv_relu_pool(input: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+pub(crate) fn conv_relu_pool(
+    input: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    norm: InputNorm,
+) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as ConvReluPoolBackend>::conv_relu_pool(
         input.into_dispatch(),
         weight.into_dispatch(),
         bias.into_dispatch(),
+        norm,
     ))
 }
 
 impl ConvReluPoolBackend for Flex {
-    fn conv_relu_pool(input: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
-        run_forward(&input, &weight, &bias).0
+    fn conv_relu_pool(
+        input: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        norm: InputNorm,
+    ) -> FlexTensor {
+        run_forward(&input, &weight, &bias, norm).0
     }
 }
 
@@ -78,6 +92,7 @@ impl<C: CheckpointStrategy> ConvReluPoolBackend for Autodiff<Flex, C> {
         input: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+        norm: InputNorm,
     ) -> FloatTensor<Self> {
         match ConvReluPoolBackward
             .prepare::<C>([input.node(), weight.node(), bias.node()])
@@ -85,13 +100,23 @@ impl<C: CheckpointStrategy> ConvReluPoolBackend for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (output, saved) =
-                    run_forward(input.primitive(), weight.primitive(), bias.primitive());
+                let (output, saved) = run_forward(
+                    input.primitive(),
+                    weight.primitive(),
+                    bias.primitive(),
+                    norm,
+                );
                 prep.finish(saved, output)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(run_forward(input.primitive(), weight.primitive(), bias.primitive()).0)
-            }
+            OpsKind::UnTracked(prep) => prep.finish(
+                run_forward(
+                    input.primitive(),
+                    weight.primitive(),
+                    bias.primitive(),
+                    norm,
+                )
+                .0,
+            ),
         }
     }
 }
@@ -108,6 +133,7 @@ struct SavedForBackward {
     /// Which input of each pooling window won, or that ReLU cut the value.
     winners: Arc<Vec<u8>>,
     geometry: Geometry,
+    norm: Standardise,
 }
 
 impl Backward<Flex, 3> for ConvReluPoolBackward {
@@ -119,6 +145,7 @@ impl Backward<Flex, 3> for ConvReluPoolBackward {
         let saved = ops.state;
         let computed = kernels::backward(
             saved.geometry,
+            saved.norm,
             values(&saved.input),
             values(&saved.weight),
             &saved.winners,
@@ -143,6 +170,7 @@ fn run_forward(
     input: &FlexTensor,
     weight: &FlexTensor,
     bias: &FlexTensor,
+    norm: InputNorm,
 ) -> (FlexTensor, SavedForBackward) {
     let geometry = Geometry::of(input.shape().dims(), weight.shape().dims()).unwrap_or_else(|| {
         panic!(
@@ -152,7 +180,14 @@ fn run_forward(
         )
     });
     let (input, weight, bias) = (contiguous(input), contiguous(weight), contiguous(bias));
-    let forward = kernels::forward(geometry, values(&input), values(&weight), values(&bias));
+    let norm = Standardise::of(norm);
+    let forward = kernels::forward(
+        geometry,
+        norm,
+        values(&input),
+        values(&weight),
+        values(&bias),
+    );
     let [pooled_height, pooled_width] = geometry.pooled();
     let output = tensor(
         forward.output,
@@ -168,6 +203,7 @@ fn run_forward(
         weight,
         winners: Arc::new(forward.winners),
         geometry,
+        norm,
     };
     (output, saved)
 }
@@ -232,7 +268,7 @@ mod tests {
             let weight = conv.weight.val();
             let bias = conv.bias.as_ref().map(|b| b.val()).unwrap();
             assert!(supported(&images, &weight));
-            let fused = conv_relu_pool(images.clone(), weight, bias);
+            let fused = conv_relu_pool(images.clone(), weight, bias, InputNorm::IDENTITY);
             let layers = pool.forward(relu(conv.forward(images.clone())));
             assert_eq!(fused.dims(), layers.dims());
             assert_close(&values(fused.clone()), &values(layers.clone()), 1e-5);
