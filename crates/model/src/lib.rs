@@ -5,6 +5,7 @@ mod backend;
 mod config;
 mod conv_pool;
 mod dense;
+mod flex_io;
 mod interchange;
 mod parameters;
 mod simd;
@@ -132,11 +133,7 @@ impl Cnn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::assert_close;
-
-    fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-        tensor.into_data().try_into_vec_as::<f32>().unwrap()
-    }
+    use crate::test_support::{assert_close, tensor_values as values};
 
     fn random(shape: [usize; 4], device: &Device) -> Tensor<4> {
         Tensor::random(shape, burn::tensor::Distribution::Default, device)

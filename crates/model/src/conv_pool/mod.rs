@@ -20,6 +20,7 @@ mod kernels;
 mod products;
 
 use crate::InputNorm;
+use crate::flex_io::{contiguous, register_gradients, tensor, values};
 use burn::backend::TensorMetadata;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -29,9 +30,12 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
-use burn::tensor::{DType, TensorData};
+use burn::tensor::DType;
 use kernels::{Geometry, Standardise};
 use std::sync::Arc;
+
+/// This operation's name, in its panics.
+const OPERATION: &str = "conv_relu_pool";
 
 #[backend_extension(Flex, Autodiff)]
 pub trait ConvReluPoolBackend: burn::backend::Backend {
@@ -140,28 +144,22 @@ impl Backward<Flex, 3> for ConvReluPoolBackward {
     type State = SavedForBackward;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [input_node, weight_node, bias_node] = ops.parents;
-        let output_grad = contiguous(&grads.consume::<Flex>(&ops.node));
-        let saved = ops.state;
-        let computed = kernels::backward(
-            saved.geometry,
-            saved.norm,
-            values(&saved.input),
-            values(&saved.weight),
-            &saved.winners,
-            values(&output_grad),
-            input_node.is_some(),
-        );
-        if let (Some(node), Some(input_grad)) = (input_node, computed.input) {
-            grads.register::<Flex>(node.id, tensor(input_grad, saved.input.shape()));
-        }
-        if let Some(node) = weight_node {
-            grads.register::<Flex>(node.id, tensor(computed.weight, saved.weight.shape()));
-        }
-        if let Some(node) = bias_node {
-            let shape = [saved.geometry.out_channels];
-            grads.register::<Flex>(node.id, tensor(computed.bias, shape));
-        }
+        register_gradients(ops, grads, OPERATION, |saved, output_grad, input_wanted| {
+            let computed = kernels::backward(
+                saved.geometry,
+                saved.norm,
+                values(&saved.input),
+                values(&saved.weight),
+                &saved.winners,
+                output_grad,
+                input_wanted,
+            );
+            [
+                computed.input.map(|grad| tensor(grad, saved.input.shape())),
+                Some(tensor(computed.weight, saved.weight.shape())),
+                Some(tensor(computed.bias, [saved.geometry.out_channels])),
+            ]
+        });
     }
 }
 
@@ -179,7 +177,11 @@ fn run_forward(
             weight.shape()
         )
     });
-    let (input, weight, bias) = (contiguous(input), contiguous(weight), contiguous(bias));
+    let (input, weight, bias) = (
+        contiguous(input, OPERATION),
+        contiguous(weight, OPERATION),
+        contiguous(bias, OPERATION),
+    );
     let norm = Standardise::of(norm);
     let forward = kernels::forward(
         geometry,
@@ -208,39 +210,15 @@ fn run_forward(
     (output, saved)
 }
 
-/// The tensor itself when its values are already laid out in order, else a copy that is.
-fn contiguous(tensor: &FlexTensor) -> FlexTensor {
-    assert_eq!(
-        tensor.dtype(),
-        DType::F32,
-        "conv_relu_pool runs on f32 tensors"
-    );
-    tensor.to_contiguous()
-}
-
-fn values(tensor: &FlexTensor) -> &[f32] {
-    tensor
-        .as_slice()
-        .expect("conv_relu_pool reads contiguous f32 tensors")
-}
-
-fn tensor(values: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::assert_close;
+    use crate::test_support::assert_same_as_layers;
     use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
     use burn::nn::pool::MaxPool2dConfig;
     use burn::tensor::Distribution;
     use burn::tensor::activation::relu;
-
-    fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-        tensor.into_data().try_into_vec_as::<f32>().unwrap()
-    }
 
     /// Where a convolution map has an odd side, pooling drops its last row or column: those
     /// positions get no gradient, and the fused block must agree with Burn's layers there.
@@ -270,21 +248,8 @@ mod tests {
             assert!(supported(&images, &weight));
             let fused = conv_relu_pool(images.clone(), weight, bias, InputNorm::IDENTITY);
             let layers = pool.forward(relu(conv.forward(images.clone())));
-            assert_eq!(fused.dims(), layers.dims());
-            assert_close(&values(fused.clone()), &values(layers.clone()), 1e-5);
-
-            let target = Tensor::<4>::random(fused.dims(), Distribution::Default, &device);
-            let gradients = |output: Tensor<4>| {
-                let grads = (output * target.clone()).sum().backward();
-                [
-                    values(images.grad(&grads).unwrap()),
-                    values(conv.weight.grad(&grads).unwrap()),
-                    values(conv.bias.as_ref().unwrap().grad(&grads).unwrap()),
-                ]
-            };
-            for (fast, reference) in gradients(fused).iter().zip(&gradients(layers)) {
-                assert_close(fast, reference, 1e-4);
-            }
+            let bias = conv.bias.as_ref().unwrap();
+            assert_same_as_layers([fused, layers], &images, &conv.weight, bias);
         }
     }
 

@@ -12,6 +12,7 @@
 
 mod kernels;
 
+use crate::flex_io::{contiguous, register_gradients, tensor, values};
 use burn::backend::TensorMetadata;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -21,8 +22,11 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
-use burn::tensor::{DType, TensorData};
+use burn::tensor::DType;
 use kernels::Shape;
+
+/// This operation's name, in its panics.
+const OPERATION: &str = "dense";
 
 #[backend_extension(Flex, Autodiff)]
 pub trait DenseBackend: burn::backend::Backend {
@@ -102,25 +106,20 @@ impl Backward<Flex, 3> for DenseBackward {
     type State = SavedForBackward;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [input_node, weight_node, bias_node] = ops.parents;
-        let output_grad = contiguous(&grads.consume::<Flex>(&ops.node));
-        let saved = ops.state;
-        let computed = kernels::backward(
-            saved.shape,
-            values(&saved.input),
-            values(&saved.weight),
-            values(&output_grad),
-            input_node.is_some(),
-        );
-        if let (Some(node), Some(input_grad)) = (input_node, computed.input) {
-            grads.register::<Flex>(node.id, tensor(input_grad, saved.input.shape()));
-        }
-        if let Some(node) = weight_node {
-            grads.register::<Flex>(node.id, tensor(computed.weight, saved.weight.shape()));
-        }
-        if let Some(node) = bias_node {
-            grads.register::<Flex>(node.id, tensor(computed.bias, [saved.shape.outputs]));
-        }
+        register_gradients(ops, grads, OPERATION, |saved, output_grad, input_wanted| {
+            let computed = kernels::backward(
+                saved.shape,
+                values(&saved.input),
+                values(&saved.weight),
+                output_grad,
+                input_wanted,
+            );
+            [
+                computed.input.map(|grad| tensor(grad, saved.input.shape())),
+                Some(tensor(computed.weight, saved.weight.shape())),
+                Some(tensor(computed.bias, [saved.shape.outputs])),
+            ]
+        });
     }
 }
 
@@ -145,7 +144,11 @@ fn run_forward(
         inputs,
         outputs,
     };
-    let (input, weight, bias) = (contiguous(input), contiguous(weight), contiguous(bias));
+    let (input, weight, bias) = (
+        contiguous(input, OPERATION),
+        contiguous(weight, OPERATION),
+        contiguous(bias, OPERATION),
+    );
     let output = kernels::forward(shape, values(&input), values(&weight), values(&bias));
     let saved = SavedForBackward {
         input,
@@ -155,32 +158,12 @@ fn run_forward(
     (tensor(output, [batch, outputs]), saved)
 }
 
-/// The tensor itself when its values are already laid out in order, else a copy that is.
-fn contiguous(tensor: &FlexTensor) -> FlexTensor {
-    assert_eq!(tensor.dtype(), DType::F32, "dense runs on f32 tensors");
-    tensor.to_contiguous()
-}
-
-fn values(tensor: &FlexTensor) -> &[f32] {
-    tensor
-        .as_slice()
-        .expect("dense reads contiguous f32 tensors")
-}
-
-fn tensor(values: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::assert_close;
+    use crate::test_support::assert_same_as_layers;
     use burn::nn::LinearConfig;
     use burn::tensor::Distribution;
-
-    fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-        tensor.into_data().try_into_vec_as::<f32>().unwrap()
-    }
 
     /// The operation computes what Burn's `Linear` does, and the same gradients, at odd sizes.
     #[test]
@@ -195,21 +178,8 @@ mod tests {
             assert!(supported(&input, &weight));
             let fused = dense(input.clone(), weight, bias);
             let reference = linear.forward(input.clone());
-            assert_eq!(fused.dims(), reference.dims());
-            assert_close(&values(fused.clone()), &values(reference.clone()), 1e-5);
-
-            let target = Tensor::<2>::random(fused.dims(), Distribution::Default, &device);
-            let gradients = |output: Tensor<2>| {
-                let grads = (output * target.clone()).sum().backward();
-                [
-                    values(input.grad(&grads).unwrap()),
-                    values(linear.weight.grad(&grads).unwrap()),
-                    values(linear.bias.as_ref().unwrap().grad(&grads).unwrap()),
-                ]
-            };
-            for (fast, reference) in gradients(fused).iter().zip(&gradients(reference)) {
-                assert_close(fast, reference, 1e-4);
-            }
+            let bias = linear.bias.as_ref().unwrap();
+            assert_same_as_layers([fused, reference], &input, &linear.weight, bias);
         }
     }
 
