@@ -279,7 +279,13 @@ fn learning_rate_schedule(o: &OptimizerSection, steps: usize) -> Result<ModuleLr
 /// thread, every pass wakes the workers and puts the caller to sleep until they finish, two
 /// thread switches a pass and several passes a step; called from a worker, the training loop
 /// takes part in the pass itself and only the other workers are woken.
+///
+/// With a single worker, `work` runs where it is called instead: a training loop waiting on
+/// that worker for its next batch would hold the only thread that can distort the batch.
 fn on_a_worker_thread<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_num_threads() < 2 {
+        return work();
+    }
     let mut result = None;
     rayon::scope(|scope| scope.spawn(|_| result = Some(work())));
     result.expect("a scope returns once its tasks have run")

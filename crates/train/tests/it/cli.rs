@@ -1,6 +1,6 @@
 //! The `train` binary end to end: a real (small) training run, and every way a run is refused.
 
-use crate::{assert_refused, root, text, train, train_into};
+use crate::{assert_refused, root, text, train, train_command, train_into};
 use std::path::Path;
 use std::process::Output;
 
@@ -286,4 +286,44 @@ fn a_missing_data_directory_is_refused_naming_the_key() {
         !run.exists(),
         "nothing is written before the settings are valid"
     );
+}
+
+/// Training waits for each batch, which another thread distorts with rayon's workers: with
+/// one worker, the training loop must not be the one holding it. (It did once: this run then
+/// never ended.)
+#[test]
+fn distorted_batches_train_with_a_single_worker_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut child = train_command(&[
+        "--config",
+        "configs/default.toml",
+        "--artifact-dir",
+        run.to_str().unwrap(),
+        "--set",
+        "training.epochs=1",
+        "--set",
+        "data.train_limit=1000",
+        "--set",
+        "data.test_limit=1000",
+    ])
+    .env("RAYON_NUM_THREADS", "1")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("the train binary starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the run can be waited on") {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let status = status.expect("a one-epoch run on 1,000 images ends within two minutes");
+    assert!(status.success());
+    assert!(run.join("model.bpk").exists());
 }
