@@ -324,7 +324,7 @@ pub(crate) fn backward(
 struct ForwardReads<'a> {
     g: Geometry,
     norm: Standardise,
-    /// The weight, `[out_channels][patch row]`.
+    /// The weight, `[out_channels][patch row]`, laid out tile by tile ([`Panels`]).
     weight: Panels,
     bias: &'a [f32],
     /// [`Geometry::patch_starts`].
