@@ -6,7 +6,14 @@ use burn::backend::Flex;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::Ops;
 use burn::backend::flex::FlexTensor;
+use burn::prelude::*;
 use burn::tensor::{DType, Shape, TensorData};
+
+/// Whether `tensor` holds `f32` values on flex (tracked by autodiff or not): the tensors this
+/// crate's own operations compute on.
+pub(crate) fn flex_f32<const D: usize>(tensor: &Tensor<D>) -> bool {
+    tensor.device().without_autodiff() == Device::flex() && tensor.dtype() == DType::F32
+}
 
 /// The tensor itself when its values are already laid out in order, else a copy that is.
 /// `operation` names the caller in the panic for a tensor that is not `f32` (each operation

@@ -20,7 +20,7 @@ mod kernels;
 mod products;
 
 use crate::InputNorm;
-use crate::flex_io::{contiguous, register_gradients, tensor, values};
+use crate::flex_io::{contiguous, flex_f32, register_gradients, tensor, values};
 use burn::backend::TensorMetadata;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -30,7 +30,6 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
-use burn::tensor::DType;
 use kernels::{Geometry, Standardise};
 use std::sync::Arc;
 
@@ -51,12 +50,7 @@ pub trait ConvReluPoolBackend: burn::backend::Backend {
 /// Whether [`conv_relu_pool`] can run on `input` and `weight`: f32 tensors on flex whose
 /// shapes leave a pooled output.
 pub(crate) fn supported(input: &Tensor<4>, weight: &Tensor<4>) -> bool {
-    let on_flex = |t: &Tensor<4>| t.device().without_autodiff() == Device::flex();
-    on_flex(input)
-        && on_flex(weight)
-        && input.dtype() == DType::F32
-        && weight.dtype() == DType::F32
-        && Geometry::of(input.dims(), weight.dims()).is_some()
+    flex_f32(input) && flex_f32(weight) && Geometry::of(input.dims(), weight.dims()).is_some()
 }
 
 /// `MaxPool2d(2)(ReLU(conv2d(norm(input), weight) + bias))`, stride 1, no padding, on flex:

@@ -12,7 +12,7 @@
 
 mod kernels;
 
-use crate::flex_io::{contiguous, register_gradients, tensor, values};
+use crate::flex_io::{contiguous, flex_f32, register_gradients, tensor, values};
 use burn::backend::TensorMetadata;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -22,7 +22,6 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
-use burn::tensor::DType;
 use kernels::Shape;
 
 /// This operation's name, in its panics.
@@ -40,12 +39,7 @@ pub trait DenseBackend: burn::backend::Backend {
 
 /// Whether [`dense`] can run on `input` and `weight`: f32 tensors on flex whose shapes fit.
 pub(crate) fn supported(input: &Tensor<2>, weight: &Tensor<2>) -> bool {
-    let on_flex = |t: &Tensor<2>| t.device().without_autodiff() == Device::flex();
-    on_flex(input)
-        && on_flex(weight)
-        && input.dtype() == DType::F32
-        && weight.dtype() == DType::F32
-        && input.dims()[1] == weight.dims()[0]
+    flex_f32(input) && flex_f32(weight) && input.dims()[1] == weight.dims()[0]
 }
 
 /// `input · weight + bias`, as `Linear` computes it, on flex.
