@@ -9,6 +9,7 @@ use crate::error::TrainError;
 use crate::prefetch::Prefetched;
 use crate::quiet::QuietRenderer;
 use crate::report::{DIVERGED, EpochReport, EpochRow, MeasureNames, SharedRows};
+use crate::workers;
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
 use burn::optim::decay::WeightDecayConfig;
@@ -81,13 +82,18 @@ impl FitPlan<'_> {
     ) -> Result<Fitted, TrainError> {
         self.device.seed(self.config.seed);
         let autodiff = self.device.clone().autodiff();
-        let (result, rows, seconds) = on_a_worker_thread(|| {
+        let training = || {
             let (training, rows) = self.supervised_training(train, held_out, hooks, &autodiff);
             let learner = self.learner(&autodiff, train.len())?;
             let started = Instant::now();
             let result = training.launch(learner);
             Ok::<_, TrainError>((result, rows, started.elapsed().as_secs_f64()))
-        })?;
+        };
+        // Only flex's kernels split their work over rayon's pool.
+        let (result, rows, seconds) = match *self.device == Device::flex() {
+            true => workers::on_workers_kept_awake(training),
+            false => workers::on_a_worker(training),
+        }?;
         let cnn = self.trained_network(result)?;
         let rows = rows.lock().map(|rows| rows.clone()).unwrap_or_default();
         if rows.is_empty() {
@@ -271,22 +277,4 @@ fn learning_rate_schedule(o: &OptimizerSection, steps: usize) -> Result<ModuleLr
             .init()
         }
     }
-}
-
-/// Runs `work` on one of rayon's worker threads and waits for it there.
-///
-/// The fused kernels split each pass of a step across rayon's workers. Called from any other
-/// thread, every pass wakes the workers and puts the caller to sleep until they finish, two
-/// thread switches a pass and several passes a step; called from a worker, the training loop
-/// takes part in the pass itself and only the other workers are woken.
-///
-/// With a single worker, `work` runs where it is called instead: a training loop waiting on
-/// that worker for its next batch would hold the only thread that can distort the batch.
-fn on_a_worker_thread<R: Send>(work: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_num_threads() < 2 {
-        return work();
-    }
-    let mut result = None;
-    rayon::scope(|scope| scope.spawn(|_| result = Some(work())));
-    result.expect("a scope returns once its tasks have run")
 }

@@ -20,6 +20,7 @@ mod quiet;
 pub mod report;
 pub mod run;
 pub mod seeds;
+mod workers;
 
 pub use burn::train::Interrupter;
 pub use config::{ConfigError, RunConfig};

@@ -1,0 +1,177 @@
+//! The training loop on one of rayon's workers, with the other workers kept awake.
+//!
+//! The fused kernels split each pass of a step across rayon's workers, several passes a step,
+//! a few hundred microseconds each. Called from any other thread, every pass would wake the
+//! workers and put the caller to sleep until they finish; so the loop runs on a worker and
+//! takes part in each pass itself. Between passes (the optimizer step, the loss, the next
+//! batch) a worker with nothing to do falls asleep within microseconds, and waking it for the
+//! next pass takes tens more, longer in a virtual machine, while its cache goes cold.
+//! [`on_workers_kept_awake`] keeps those workers busy-waiting instead: each takes any job the
+//! pool has (a pass's share, a batch's distortions) the moment it appears, until training ends.
+//! That spends idle time of cores a training run would not give to anything else.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+/// Whether a training loop in this process already holds the workers awake: a second one
+/// runs as [`on_a_worker`] does, leaving the pool's scheduling to rayon.
+static HELD_AWAKE: AtomicBool = AtomicBool::new(false);
+
+/// Runs `work` on one of rayon's workers, the others busy-waiting for jobs until it returns.
+///
+/// With a single worker, `work` runs where it is called: a training loop waiting on that
+/// worker for its next batch would hold the only thread that can distort the batch. While
+/// another call is running in this process, this one runs as [`on_a_worker`].
+pub(crate) fn on_workers_kept_awake<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    let threads = rayon::current_num_threads();
+    if threads < 2 {
+        return work();
+    }
+    if HELD_AWAKE.swap(true, Ordering::AcqRel) {
+        return on_a_worker(work);
+    }
+    let _release = OnDrop(|| HELD_AWAKE.store(false, Ordering::Release));
+    let roles = Roles::new(work);
+    rayon::broadcast(|_| match roles.claimed.swap(true, Ordering::AcqRel) {
+        false => roles.run_work(threads - 1),
+        true => roles.stay_awake(),
+    });
+    roles
+        .result
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .expect("the broadcast returns after the worker that claimed the work ran it")
+}
+
+/// Runs `work` on one of rayon's workers and waits for it there, the pool scheduling its
+/// workers as usual (asleep when they find nothing to do).
+pub(crate) fn on_a_worker<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_num_threads() < 2 {
+        return work();
+    }
+    let mut result = None;
+    rayon::scope(|scope| scope.spawn(|_| result = Some(work())));
+    result.expect("a scope returns once its tasks have run")
+}
+
+/// What every worker's copy of the broadcast shares: the first copy to claim the work runs
+/// it; every other stays awake until it is done.
+struct Roles<W, R> {
+    work: Mutex<Option<W>>,
+    result: Mutex<Option<R>>,
+    claimed: AtomicBool,
+    awake: AtomicUsize,
+    done: AtomicBool,
+}
+
+impl<W: FnOnce() -> R, R> Roles<W, R> {
+    fn new(work: W) -> Self {
+        Self {
+            work: Mutex::new(Some(work)),
+            result: Mutex::new(None),
+            claimed: AtomicBool::new(false),
+            awake: AtomicUsize::new(0),
+            done: AtomicBool::new(false),
+        }
+    }
+
+    /// Waits for the `others` to be awake, then runs the work. Starting only then keeps every
+    /// other copy from starting later inside one of the work's own jobs (a batch's
+    /// distortions), which could not finish until the work did.
+    fn run_work(&self, others: usize) {
+        let _done = OnDrop(|| self.done.store(true, Ordering::Release));
+        until(|| self.awake.load(Ordering::Acquire) == others);
+        let work = self
+            .work
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(work) = work {
+            let result = work();
+            *self.result.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+        }
+    }
+
+    fn stay_awake(&self) {
+        self.awake.fetch_add(1, Ordering::AcqRel);
+        until(|| self.done.load(Ordering::Acquire));
+    }
+}
+
+/// Runs the pool's jobs on this worker, or spins while there are none, until `done`.
+fn until(done: impl Fn() -> bool) {
+    while !done() {
+        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Runs its closure when dropped, on a panic's way out too.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool")
+    }
+
+    #[test]
+    fn work_runs_on_a_worker_and_its_parallel_jobs_finish() {
+        let pool = pool(2);
+        let (index, sum) = pool.install(|| {
+            on_workers_kept_awake(|| {
+                let sum: u64 = (0..10_000u64).into_par_iter().map(|x| x * x).sum();
+                (rayon::current_thread_index(), sum)
+            })
+        });
+        assert!(index.is_some(), "the work ran off the pool");
+        assert_eq!(sum, (0..10_000u64).map(|x| x * x).sum::<u64>());
+    }
+
+    #[test]
+    fn work_started_while_another_holds_the_workers_still_finishes() {
+        let pool = pool(2);
+        let results = pool.install(|| {
+            on_workers_kept_awake(|| {
+                std::thread::scope(|scope| {
+                    let inner = scope.spawn(|| {
+                        pool.install(|| on_workers_kept_awake(|| (0..100).into_par_iter().sum()))
+                    });
+                    let outer: i32 = (0..10).into_par_iter().sum();
+                    (outer, inner.join().expect("the inner work returns"))
+                })
+            })
+        });
+        assert_eq!(results, (45, 4950));
+    }
+
+    #[test]
+    fn a_panic_in_the_work_reaches_the_caller_and_releases_the_workers() {
+        let pool = pool(2);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.install(|| on_workers_kept_awake(|| panic!("training failed")))
+        }));
+        assert!(caught.is_err());
+        let after = pool.install(|| on_workers_kept_awake(|| 7));
+        assert_eq!(after, 7);
+    }
+
+    #[test]
+    fn a_single_worker_runs_the_work_itself() {
+        let pool = pool(1);
+        assert_eq!(pool.install(|| on_workers_kept_awake(|| 3)), 3);
+    }
+}
