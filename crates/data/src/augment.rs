@@ -97,6 +97,7 @@ impl Affine {
     ) {
         let ((sin, cos), scale, (dx, dy)) = (self.sin_cos, self.scale, self.shift);
         let centre = (IMAGE_SIDE as f32 - 1.0) / 2.0;
+        let framed = Framed::of(pixels);
         for (y, row) in inputs.chunks_exact_mut(IMAGE_SIDE).enumerate() {
             let oy = y as f32 - centre - dy;
             for (x, input) in row.iter_mut().enumerate() {
@@ -104,7 +105,7 @@ impl Affine {
                 let (wx, wy) = warp(x, y);
                 let sx = (cos * ox + sin * oy) / scale + centre + wx;
                 let sy = (-sin * ox + cos * oy) / scale + centre + wy;
-                *input = pixel_to_input_f32(bilinear(pixels, sx, sy));
+                *input = pixel_to_input_f32(framed.bilinear(sx, sy));
             }
         }
     }
@@ -135,20 +136,52 @@ fn pixel_to_input_f32(value: f32) -> f32 {
     value * pixel_to_input(1)
 }
 
-/// The image's value at a fractional position, 0 outside the frame.
-fn bilinear(pixels: &[u8; PIXELS], x: f32, y: f32) -> f32 {
-    let (x0, y0) = (x.floor(), y.floor());
-    let (fx, fy) = (x - x0, y - y0);
-    let at = |xi: f32, yi: f32| -> f32 {
-        if xi < 0.0 || yi < 0.0 || xi >= IMAGE_SIDE as f32 || yi >= IMAGE_SIDE as f32 {
-            0.0
-        } else {
-            f32::from(pixels[yi as usize * IMAGE_SIDE + xi as usize])
+/// Background pixels around the image on each side: a bilinear read whose first column (or
+/// row) is clamped to the border reads only background, as every read outside the frame does.
+const BORDER: usize = 2;
+
+/// Side of a [`Framed`] image.
+const FRAMED_SIDE: usize = IMAGE_SIDE + 2 * BORDER;
+
+/// An image's pixels as `f32` inside a border of background, so that the bilinear reads of
+/// [`Framed::bilinear`] need no test for the frame's edges.
+struct Framed([f32; FRAMED_SIDE * FRAMED_SIDE]);
+
+impl Framed {
+    fn of(pixels: &[u8; PIXELS]) -> Self {
+        let mut framed = [0.0; FRAMED_SIDE * FRAMED_SIDE];
+        for (row, pixels) in framed[BORDER * FRAMED_SIDE..]
+            .chunks_exact_mut(FRAMED_SIDE)
+            .zip(pixels.chunks_exact(IMAGE_SIDE))
+        {
+            for (value, &pixel) in row[BORDER..].iter_mut().zip(pixels) {
+                *value = f32::from(pixel);
+            }
         }
-    };
-    let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;
-    let bottom = at(x0, y0 + 1.0) * (1.0 - fx) + at(x0 + 1.0, y0 + 1.0) * fx;
-    top * (1.0 - fy) + bottom * fy
+        Self(framed)
+    }
+
+    /// The image's value at a fractional position, 0 outside the frame.
+    fn bilinear(&self, x: f32, y: f32) -> f32 {
+        let (x0, y0) = (floor(x), floor(y));
+        let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+        // Clamping only moves reads that lie wholly outside the frame, whose two columns (or
+        // rows) are background either way.
+        let place =
+            |v: i32| (v.clamp(-(BORDER as i32), IMAGE_SIDE as i32) + BORDER as i32) as usize;
+        let (column, row) = (place(x0), place(y0));
+        let at = |column: usize, row: usize| self.0[row * FRAMED_SIDE + column];
+        let top = at(column, row) * (1.0 - fx) + at(column + 1, row) * fx;
+        let bottom = at(column, row + 1) * (1.0 - fx) + at(column + 1, row + 1) * fx;
+        top * (1.0 - fy) + bottom * fy
+    }
+}
+
+/// `v.floor()` as an integer, without the library call that `f32::floor` is on CPUs this
+/// crate is compiled for (x86-64 before SSE4.1). Exact for every `|v| < 2³¹`.
+fn floor(v: f32) -> i32 {
+    let truncated = v as i32;
+    truncated - i32::from(v < truncated as f32)
 }
 
 #[cfg(test)]
@@ -156,6 +189,59 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+
+    /// The bilinear read with a test for the frame at each of its four pixels.
+    fn bilinear_checked(pixels: &[u8; PIXELS], x: f32, y: f32) -> f32 {
+        let (x0, y0) = (x.floor(), y.floor());
+        let (fx, fy) = (x - x0, y - y0);
+        let at = |xi: f32, yi: f32| -> f32 {
+            if xi < 0.0 || yi < 0.0 || xi >= IMAGE_SIDE as f32 || yi >= IMAGE_SIDE as f32 {
+                0.0
+            } else {
+                f32::from(pixels[yi as usize * IMAGE_SIDE + xi as usize])
+            }
+        };
+        let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;
+        let bottom = at(x0, y0 + 1.0) * (1.0 - fx) + at(x0 + 1.0, y0 + 1.0) * fx;
+        top * (1.0 - fy) + bottom * fy
+    }
+
+    #[test]
+    fn framed_reads_equal_reads_checked_at_the_edges() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let pixels: [u8; PIXELS] = std::array::from_fn(|_| rng.random_range(0..=255));
+        let framed = Framed::of(&pixels);
+        let mut coordinates: Vec<f32> = (-400..=400).map(|i| i as f32 / 8.0).collect();
+        for whole in [-3.0f32, -2.0, -1.0, 0.0, 27.0, 28.0, 29.0] {
+            coordinates.extend([whole, whole.next_down(), whole.next_up(), whole - 1e-6]);
+        }
+        coordinates.extend([-1e-9, 1e-9, -0.0, 1e6, -1e6]);
+        for &x in &coordinates {
+            for &y in &coordinates {
+                let (framed, checked) = (framed.bilinear(x, y), bilinear_checked(&pixels, x, y));
+                assert_eq!(framed.to_bits(), checked.to_bits(), "at ({x}, {y})");
+            }
+        }
+    }
+
+    #[test]
+    fn floor_is_the_library_floor() {
+        for v in [
+            -2.5f32,
+            -1.0,
+            -1e-9,
+            -0.0,
+            0.0,
+            1e-9,
+            0.999_999_9,
+            1.0,
+            27.5,
+            1e6,
+            -1e6,
+        ] {
+            assert_eq!(floor(v) as f32, v.floor(), "floor({v})");
+        }
+    }
 
     fn stroke() -> [u8; PIXELS] {
         let mut pixels = [0u8; PIXELS];
