@@ -64,18 +64,14 @@ impl Augmentation {
             for point in grid.iter_mut().flatten() {
                 *point = (draw(self.elastic_pixels), draw(self.elastic_pixels));
             }
-            grid
+            ElasticField::of(&grid)
         });
         let affine = Affine {
             sin_cos: angle.sin_cos(),
             scale,
             shift: (dx, dy),
         };
-        // Two copies of the loop, so an image without a warp pays nothing for it.
-        match warp {
-            None => affine.resample(pixels, inputs, |_, _| (0.0, 0.0)),
-            Some(grid) => affine.resample(pixels, inputs, |x, y| warp_at(&grid, x, y)),
-        }
+        affine.resample(pixels, inputs, warp.as_ref());
     }
 }
 
@@ -88,46 +84,71 @@ struct Affine {
 
 impl Affine {
     /// Each output pixel reads the source at the inverse transform of its position, moved by
-    /// `warp` there.
-    fn resample(
-        &self,
-        pixels: &[u8; PIXELS],
-        inputs: &mut [f32],
-        warp: impl Fn(usize, usize) -> (f32, f32),
-    ) {
+    /// `warp` there. A row at a time: its source positions first (arithmetic the compiler
+    /// runs on vectors), then its reads.
+    fn resample(&self, pixels: &[u8; PIXELS], inputs: &mut [f32], warp: Option<&ElasticField>) {
         let ((sin, cos), scale, (dx, dy)) = (self.sin_cos, self.scale, self.shift);
         let centre = (IMAGE_SIDE as f32 - 1.0) / 2.0;
         let framed = Framed::of(pixels);
+        let (mut wx, mut wy) = ([0.0; IMAGE_SIDE], [0.0; IMAGE_SIDE]);
+        let (mut sx, mut sy) = ([0.0; IMAGE_SIDE], [0.0; IMAGE_SIDE]);
         for (y, row) in inputs.chunks_exact_mut(IMAGE_SIDE).enumerate() {
-            let oy = y as f32 - centre - dy;
-            for (x, input) in row.iter_mut().enumerate() {
-                let ox = x as f32 - centre - dx;
-                let (wx, wy) = warp(x, y);
-                let sx = (cos * ox + sin * oy) / scale + centre + wx;
-                let sy = (-sin * ox + cos * oy) / scale + centre + wy;
-                *input = pixel_to_input_f32(framed.bilinear(sx, sy));
+            if let Some(warp) = warp {
+                warp.row(y, &mut wx, &mut wy);
             }
+            let oy = y as f32 - centre - dy;
+            for x in 0..IMAGE_SIDE {
+                let ox = x as f32 - centre - dx;
+                sx[x] = (cos * ox + sin * oy) / scale + centre + wx[x];
+                sy[x] = (-sin * ox + cos * oy) / scale + centre + wy[x];
+            }
+            framed.read_row(&sx, &sy, row);
         }
     }
 }
 
-/// The elastic warp's displacement at pixel `(x, y)`: the control grid interpolated
-/// bilinearly, so it is smooth and bends neighbouring pixels alike.
-fn warp_at(grid: &[[(f32, f32); ELASTIC_GRID]; ELASTIC_GRID], x: usize, y: usize) -> (f32, f32) {
+/// An elastic warp's displacements: its control grid interpolated bilinearly, so it is
+/// smooth and bends neighbouring pixels alike. Interpolated along each grid row once per
+/// image, then between grid rows once per pixel.
+struct ElasticField {
+    /// `[grid row][x]`: each grid row's displacement at every column.
+    along_rows: [[(f32, f32); IMAGE_SIDE]; ELASTIC_GRID],
+}
+
+impl ElasticField {
+    fn of(grid: &[[(f32, f32); ELASTIC_GRID]; ELASTIC_GRID]) -> Self {
+        let mut along_rows = [[(0.0, 0.0); IMAGE_SIDE]; ELASTIC_GRID];
+        for (points, along) in grid.iter().zip(&mut along_rows) {
+            for (x, along) in along.iter_mut().enumerate() {
+                let (i, fx) = grid_place(x);
+                let (left, right) = (points[i], points[i + 1]);
+                *along = (mix(left.0, right.0, fx), mix(left.1, right.1, fx));
+            }
+        }
+        Self { along_rows }
+    }
+
+    /// The displacements of pixel row `y`, along each axis.
+    fn row(&self, y: usize, wx: &mut [f32; IMAGE_SIDE], wy: &mut [f32; IMAGE_SIDE]) {
+        let (j, fy) = grid_place(y);
+        let (above, below) = (&self.along_rows[j], &self.along_rows[j + 1]);
+        for x in 0..IMAGE_SIDE {
+            wx[x] = mix(above[x].0, below[x].0, fy);
+            wy[x] = mix(above[x].1, below[x].1, fy);
+        }
+    }
+}
+
+/// The grid cell a pixel coordinate falls in, and how far across it.
+fn grid_place(v: usize) -> (usize, f32) {
     let cell = (IMAGE_SIDE - 1) as f32 / (ELASTIC_GRID - 1) as f32;
-    let place = |v: usize| {
-        let t = v as f32 / cell;
-        let i = (t as usize).min(ELASTIC_GRID - 2);
-        (i, t - i as f32)
-    };
-    let ((i, fx), (j, fy)) = (place(x), place(y));
-    let mix = |a: f32, b: f32, t: f32| a + (b - a) * t;
-    let axis = |get: fn(&(f32, f32)) -> f32| {
-        let top = mix(get(&grid[j][i]), get(&grid[j][i + 1]), fx);
-        let bottom = mix(get(&grid[j + 1][i]), get(&grid[j + 1][i + 1]), fx);
-        mix(top, bottom, fy)
-    };
-    (axis(|p| p.0), axis(|p| p.1))
+    let t = v as f32 / cell;
+    let i = (t as usize).min(ELASTIC_GRID - 2);
+    (i, t - i as f32)
+}
+
+fn mix(a: f32, b: f32, t: f32) -> f32 {
+    a + (b - a) * t
 }
 
 /// [`pixel_to_input`] for an interpolated (fractional) pixel value; the scaling is linear, so
@@ -144,7 +165,7 @@ const BORDER: usize = 2;
 const FRAMED_SIDE: usize = IMAGE_SIDE + 2 * BORDER;
 
 /// An image's pixels as `f32` inside a border of background, so that the bilinear reads of
-/// [`Framed::bilinear`] need no test for the frame's edges.
+/// [`Framed::read_row`] need no test for the frame's edges.
 struct Framed([f32; FRAMED_SIDE * FRAMED_SIDE]);
 
 impl Framed {
@@ -161,20 +182,31 @@ impl Framed {
         Self(framed)
     }
 
-    /// The image's value at a fractional position, 0 outside the frame.
-    fn bilinear(&self, x: f32, y: f32) -> f32 {
-        let (x0, y0) = (floor(x), floor(y));
-        let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-        // Clamping only moves reads that lie wholly outside the frame, whose two columns (or
-        // rows) are background either way.
-        let place =
-            |v: i32| (v.clamp(-(BORDER as i32), IMAGE_SIDE as i32) + BORDER as i32) as usize;
-        let (column, row) = (place(x0), place(y0));
-        let at = |column: usize, row: usize| self.0[row * FRAMED_SIDE + column];
-        let top = at(column, row) * (1.0 - fx) + at(column + 1, row) * fx;
-        let bottom = at(column, row + 1) * (1.0 - fx) + at(column + 1, row + 1) * fx;
-        top * (1.0 - fy) + bottom * fy
+    /// The image's values at the fractional positions `(x[i], y[i])` into `values`, scaled
+    /// as [`pixel_to_input`] scales pixels; 0 outside the frame.
+    fn read_row(&self, x: &[f32; IMAGE_SIDE], y: &[f32; IMAGE_SIDE], values: &mut [f32]) {
+        // Where each read starts and how far across its pixel it falls, every column first.
+        let (mut starts, mut fx, mut fy) = ([0; IMAGE_SIDE], [0.0; IMAGE_SIDE], [0.0; IMAGE_SIDE]);
+        for i in 0..IMAGE_SIDE {
+            let (x0, y0) = (floor(x[i]), floor(y[i]));
+            (fx[i], fy[i]) = (x[i] - x0 as f32, y[i] - y0 as f32);
+            starts[i] = framed_place(y0) * FRAMED_SIDE + framed_place(x0);
+        }
+        for (i, value) in values.iter_mut().enumerate() {
+            let at = |offset: usize| self.0[starts[i] + offset];
+            let (fx, fy) = (fx[i], fy[i]);
+            let top = at(0) * (1.0 - fx) + at(1) * fx;
+            let bottom = at(FRAMED_SIDE) * (1.0 - fx) + at(FRAMED_SIDE + 1) * fx;
+            *value = pixel_to_input_f32(top * (1.0 - fy) + bottom * fy);
+        }
     }
+}
+
+/// Where a read whose first column (or row) is `v` starts in a [`Framed`] image. Clamping
+/// only moves reads that lie wholly outside the frame, whose two columns (or rows) are
+/// background either way.
+fn framed_place(v: i32) -> usize {
+    (v.clamp(-(BORDER as i32), IMAGE_SIDE as i32) + BORDER as i32) as usize
 }
 
 /// `v.floor()` as an integer, without the library call that `f32::floor` is on CPUs this
@@ -216,10 +248,61 @@ mod tests {
             coordinates.extend([whole, whole.next_down(), whole.next_up(), whole - 1e-6]);
         }
         coordinates.extend([-1e-9, 1e-9, -0.0, 1e6, -1e6]);
-        for &x in &coordinates {
-            for &y in &coordinates {
-                let (framed, checked) = (framed.bilinear(x, y), bilinear_checked(&pixels, x, y));
-                assert_eq!(framed.to_bits(), checked.to_bits(), "at ({x}, {y})");
+        let mut values = [0.0; IMAGE_SIDE];
+        for &y in &coordinates {
+            for xs in coordinates.chunks(IMAGE_SIDE) {
+                let x = std::array::from_fn(|i| xs[i % xs.len()]);
+                framed.read_row(&x, &[y; IMAGE_SIDE], &mut values);
+                for (&x, value) in x.iter().zip(values) {
+                    let checked = pixel_to_input_f32(bilinear_checked(&pixels, x, y));
+                    assert_eq!(value.to_bits(), checked.to_bits(), "at ({x}, {y})");
+                }
+            }
+        }
+    }
+
+    /// The warp at one pixel, interpolated from the grid in one go.
+    fn warp_at(
+        grid: &[[(f32, f32); ELASTIC_GRID]; ELASTIC_GRID],
+        x: usize,
+        y: usize,
+    ) -> (f32, f32) {
+        let ((i, fx), (j, fy)) = (grid_place(x), grid_place(y));
+        let axis = |get: fn(&(f32, f32)) -> f32| {
+            let top = mix(get(&grid[j][i]), get(&grid[j][i + 1]), fx);
+            let bottom = mix(get(&grid[j + 1][i]), get(&grid[j + 1][i + 1]), fx);
+            mix(top, bottom, fy)
+        };
+        (axis(|p| p.0), axis(|p| p.1))
+    }
+
+    /// The elastic field's displacement at pixel `(x, y)`.
+    fn field_at(field: &ElasticField, x: usize, y: usize) -> (f32, f32) {
+        let (mut wx, mut wy) = ([0.0; IMAGE_SIDE], [0.0; IMAGE_SIDE]);
+        field.row(y, &mut wx, &mut wy);
+        (wx[x], wy[x])
+    }
+
+    #[test]
+    fn the_field_row_by_row_is_the_grid_interpolated_pixel_by_pixel() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let grid = std::array::from_fn(|_| {
+            std::array::from_fn(|_| (rng.random_range(-2.0..2.0), rng.random_range(-2.0..2.0)))
+        });
+        let field = ElasticField::of(&grid);
+        for y in 0..IMAGE_SIDE {
+            for x in 0..IMAGE_SIDE {
+                let (row_by_row, direct) = (field_at(&field, x, y), warp_at(&grid, x, y));
+                assert_eq!(
+                    row_by_row.0.to_bits(),
+                    direct.0.to_bits(),
+                    "x at ({x}, {y})"
+                );
+                assert_eq!(
+                    row_by_row.1.to_bits(),
+                    direct.1.to_bits(),
+                    "y at ({x}, {y})"
+                );
             }
         }
     }
@@ -366,14 +449,15 @@ mod tests {
         let mut grid = [[(0.0f32, 0.0f32); ELASTIC_GRID]; ELASTIC_GRID];
         grid[0][0] = (1.0, -1.0);
         grid[ELASTIC_GRID - 1][ELASTIC_GRID - 1] = (2.0, 0.5);
-        assert_eq!(warp_at(&grid, 0, 0), (1.0, -1.0));
+        let field = ElasticField::of(&grid);
+        assert_eq!(field_at(&field, 0, 0), (1.0, -1.0));
         let last = IMAGE_SIDE - 1;
-        let (x, y) = warp_at(&grid, last, last);
+        let (x, y) = field_at(&field, last, last);
         assert!((x - 2.0).abs() < 1e-5 && (y - 0.5).abs() < 1e-5);
         // Halfway between the first two control points along the top edge: half the first.
-        let (x, _) = warp_at(&grid, 3, 0);
+        let (x, _) = field_at(&field, 3, 0);
         assert!(x > 0.4 && x < 0.7, "{x}");
-        assert_eq!(warp_at(&grid, 14, 14), (0.0, 0.0));
+        assert_eq!(field_at(&field, 14, 14), (0.0, 0.0));
     }
 
     #[test]
