@@ -20,14 +20,17 @@ static HELD_AWAKE: AtomicBool = AtomicBool::new(false);
 /// Runs `work` on one of rayon's workers, the others busy-waiting for jobs until it returns.
 ///
 /// With a single worker, `work` runs where it is called: a training loop waiting on that
-/// worker for its next batch would hold the only thread that can distort the batch. While
-/// another call is running in this process, this one runs as [`on_a_worker`].
+/// worker for its next batch would hold the only thread that can distort the batch. With
+/// more workers than cores, where busy-waiting workers would take turns on the cores with the
+/// loop itself, or while another call is running in this process, this one runs as
+/// [`on_a_worker`].
 pub(crate) fn on_workers_kept_awake<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     let threads = rayon::current_num_threads();
     if threads < 2 {
         return work();
     }
-    if HELD_AWAKE.swap(true, Ordering::AcqRel) {
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    if threads > cores || HELD_AWAKE.swap(true, Ordering::AcqRel) {
         return on_a_worker(work);
     }
     let _release = OnDrop(|| HELD_AWAKE.store(false, Ordering::Release));
@@ -167,6 +170,15 @@ mod tests {
         assert!(caught.is_err());
         let after = pool.install(|| on_workers_kept_awake(|| 7));
         assert_eq!(after, 7);
+    }
+
+    #[test]
+    fn more_workers_than_cores_still_run_the_work() {
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        let pool = pool(2 * cores + 1);
+        let sum: u64 =
+            pool.install(|| on_workers_kept_awake(|| (0..1000u64).into_par_iter().sum()));
+        assert_eq!(sum, 499_500);
     }
 
     #[test]
