@@ -10,12 +10,17 @@
 //! pool has (a pass's share, a batch's distortions) the moment it appears, until training ends.
 //! That spends idle time of cores a training run would not give to anything else.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// Whether a training loop in this process already holds the workers awake: a second one
 /// runs as [`on_a_worker`] does, leaving the pool's scheduling to rayon.
 static HELD_AWAKE: AtomicBool = AtomicBool::new(false);
+
+/// How long the loop waits for the other workers to be awake before it starts without those
+/// that are not (a worker busy with some other, long job).
+const WAKING: Duration = Duration::from_millis(100);
 
 /// Runs `work` on one of rayon's workers, the others busy-waiting for jobs until it returns.
 ///
@@ -30,20 +35,18 @@ pub(crate) fn on_workers_kept_awake<R: Send>(work: impl FnOnce() -> R + Send) ->
         return work();
     }
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
-    if threads > cores || HELD_AWAKE.swap(true, Ordering::AcqRel) {
+    if threads > cores || HELD_AWAKE.swap(true, Ordering::SeqCst) {
         return on_a_worker(work);
     }
-    let _release = OnDrop(|| HELD_AWAKE.store(false, Ordering::Release));
-    let roles = Roles::new(work);
-    rayon::broadcast(|_| match roles.claimed.swap(true, Ordering::AcqRel) {
-        false => roles.run_work(threads - 1),
-        true => roles.stay_awake(),
-    });
-    roles
-        .result
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner)
-        .expect("the broadcast returns after the worker that claimed the work ran it")
+    let _release = OnDrop(|| HELD_AWAKE.store(false, Ordering::SeqCst));
+    let others = Arc::new(Others::default());
+    let waiting = Arc::clone(&others);
+    rayon::spawn_broadcast(move |_| waiting.stay_awake());
+    on_a_worker(|| {
+        let _done = OnDrop(|| others.done.store(true, Ordering::SeqCst));
+        others.wait_until_awake(threads - 1);
+        work()
+    })
 }
 
 /// Runs `work` on one of rayon's workers and waits for it there, the pool scheduling its
@@ -57,47 +60,46 @@ pub(crate) fn on_a_worker<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     result.expect("a scope returns once its tasks have run")
 }
 
-/// What every worker's copy of the broadcast shares: the first copy to claim the work runs
-/// it; every other stays awake until it is done.
-struct Roles<W, R> {
-    work: Mutex<Option<W>>,
-    result: Mutex<Option<R>>,
-    claimed: AtomicBool,
-    awake: AtomicUsize,
+/// What the loop shares with the copy of [`Others::stay_awake`] sent to every worker.
+#[derive(Default)]
+struct Others {
+    /// The workers whose copy is busy-waiting.
+    awake: Mutex<Vec<usize>>,
+    /// Set when the loop starts: a copy that begins later returns at once. It might have
+    /// begun inside one of the loop's own jobs (a worker waiting in a pass takes other jobs),
+    /// which could then not finish until the loop did.
+    started: AtomicBool,
+    /// Set when the loop has returned (or panicked).
     done: AtomicBool,
 }
 
-impl<W: FnOnce() -> R, R> Roles<W, R> {
-    fn new(work: W) -> Self {
-        Self {
-            work: Mutex::new(Some(work)),
-            result: Mutex::new(None),
-            claimed: AtomicBool::new(false),
-            awake: AtomicUsize::new(0),
-            done: AtomicBool::new(false),
+impl Others {
+    /// Waits, without taking jobs, for the copies on `count` workers other than this one to
+    /// be awake (this worker's own copy may be waiting under the loop, which it then ran), or
+    /// for [`WAKING`] to pass.
+    fn wait_until_awake(&self, count: usize) {
+        let this = rayon::current_thread_index();
+        let deadline = Instant::now() + WAKING;
+        while self.awake_besides(this) < count && Instant::now() < deadline {
+            std::hint::spin_loop();
         }
+        self.started.store(true, Ordering::SeqCst);
     }
 
-    /// Waits for the `others` to be awake, then runs the work. Starting only then keeps every
-    /// other copy from starting later inside one of the work's own jobs (a batch's
-    /// distortions), which could not finish until the work did.
-    fn run_work(&self, others: usize) {
-        let _done = OnDrop(|| self.done.store(true, Ordering::Release));
-        until(|| self.awake.load(Ordering::Acquire) == others);
-        let work = self
-            .work
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(work) = work {
-            let result = work();
-            *self.result.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
-        }
+    fn awake_besides(&self, this: Option<usize>) -> usize {
+        let awake = self.awake.lock().unwrap_or_else(PoisonError::into_inner);
+        awake.iter().filter(|&&worker| Some(worker) != this).count()
     }
 
     fn stay_awake(&self) {
-        self.awake.fetch_add(1, Ordering::AcqRel);
-        until(|| self.done.load(Ordering::Acquire));
+        if self.started.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Some(worker) = rayon::current_thread_index() {
+            let mut awake = self.awake.lock().unwrap_or_else(PoisonError::into_inner);
+            awake.push(worker);
+        }
+        until(|| self.done.load(Ordering::SeqCst));
     }
 }
 
@@ -159,6 +161,18 @@ mod tests {
             })
         });
         assert_eq!(results, (45, 4950));
+    }
+
+    #[test]
+    fn a_worker_blocked_outside_the_pool_does_not_keep_the_work_from_running() {
+        let pool = pool(2);
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        pool.spawn(move || {
+            let _ = blocked.recv();
+        });
+        let sum: i32 = pool.install(|| on_workers_kept_awake(|| (0..100).into_par_iter().sum()));
+        release.send(()).expect("the blocked job is still waiting");
+        assert_eq!(sum, 4950);
     }
 
     #[test]
