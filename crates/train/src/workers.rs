@@ -24,18 +24,13 @@ const WAKING: Duration = Duration::from_millis(100);
 
 /// Runs `work` on one of rayon's workers, the others busy-waiting for jobs until it returns.
 ///
-/// With a single worker, `work` runs where it is called: a training loop waiting on that
-/// worker for its next batch would hold the only thread that can distort the batch. With
-/// more workers than cores, where busy-waiting workers would take turns on the cores with the
-/// loop itself, or while another call is running in this process, this one runs as
-/// [`on_a_worker`].
+/// With a single worker (no other to keep awake), with more workers than cores (where
+/// busy-waiting workers would take turns on the cores with the loop itself), or while another
+/// call is running in this process, this one runs as [`on_a_worker`].
 pub(crate) fn on_workers_kept_awake<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     let threads = rayon::current_num_threads();
-    if threads < 2 {
-        return work();
-    }
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
-    if threads > cores || HELD_AWAKE.swap(true, Ordering::SeqCst) {
+    if threads < 2 || threads > cores || HELD_AWAKE.swap(true, Ordering::SeqCst) {
         return on_a_worker(work);
     }
     let _release = OnDrop(|| HELD_AWAKE.store(false, Ordering::SeqCst));
@@ -51,6 +46,9 @@ pub(crate) fn on_workers_kept_awake<R: Send>(work: impl FnOnce() -> R + Send) ->
 
 /// Runs `work` on one of rayon's workers and waits for it there, the pool scheduling its
 /// workers as usual (asleep when they find nothing to do).
+///
+/// With a single worker, `work` runs where it is called: a training loop waiting on that
+/// worker for its next batch would hold the only thread that can distort the batch.
 pub(crate) fn on_a_worker<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     if rayon::current_num_threads() < 2 {
         return work();
