@@ -11,6 +11,7 @@ pub mod classifier;
 pub mod config;
 pub mod distill;
 mod error;
+pub mod expansion;
 pub mod fetch;
 mod fit;
 pub mod lock;
