@@ -171,12 +171,8 @@ impl FitPlan<'_> {
         train_images: usize,
     ) -> Result<Learner<Classifier>, TrainError> {
         let training = &self.config.training;
-        let mut cnn = self.config.model.init(autodiff);
-        if let Some(expand) = crate::expansion::from_env() {
-            cnn = cnn.apply_reparameterization(expand);
-        }
         let mut classifier = Classifier::new(
-            cnn,
+            self.config.model.init(autodiff),
             training.average_decay,
             training.label_smoothing,
         )
@@ -248,7 +244,7 @@ impl FitPlan<'_> {
             });
         }
         drop(result.renderer);
-        Ok(result.model.evaluated().valid().materialize().fork(self.device))
+        Ok(result.model.evaluated().valid().fork(self.device))
     }
 }
 

@@ -11,7 +11,6 @@ pub mod classifier;
 pub mod config;
 pub mod distill;
 mod error;
-pub mod expansion;
 pub mod fetch;
 mod fit;
 pub mod lock;
