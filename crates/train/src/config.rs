@@ -100,6 +100,10 @@ pub struct TrainingSection {
     /// Train against targets mixed with the uniform distribution by this much (0 turns it
     /// off); evaluation always scores the plain cross-entropy.
     pub label_smoothing: f32,
+    /// Take each step's gradient over only this share of its batch: the images with the
+    /// largest loss ("selective backprop", Jiang et al. 2019). The others cost only their
+    /// forward pass; 1 takes every image.
+    pub backprop_fraction: f32,
 }
 
 /// Knowledge distillation (Hinton et al. 2015): the loss adds the cross-entropy between the
@@ -201,6 +205,7 @@ impl Default for TrainingSection {
             batch_size: 128,
             average_decay: 0.0,
             label_smoothing: 0.0,
+            backprop_fraction: 1.0,
         }
     }
 }
@@ -282,6 +287,12 @@ impl RunConfig {
         self.training.check()?;
         self.data.check()?;
         self.distillation.check()?;
+        if self.training.backprop_fraction < 1.0 && self.distillation.teacher.is_some() {
+            return invalid(
+                "training.backprop_fraction",
+                "must be 1 when distilling: the teacher's loss takes every image".into(),
+            );
+        }
         self.fits_in_memory(available_memory())
     }
 
@@ -548,6 +559,12 @@ impl TrainingSection {
                 format!("must be in [0, 1), not {}", self.label_smoothing),
             );
         }
+        if !(self.backprop_fraction > 0.0 && self.backprop_fraction <= 1.0) {
+            return invalid(
+                "training.backprop_fraction",
+                format!("must be in (0, 1], not {}", self.backprop_fraction),
+            );
+        }
         Ok(())
     }
 }
@@ -711,6 +728,18 @@ mod tests {
             (
                 "[data]\ntrain_limit = 500\nvalidation_images = 500",
                 "data.validation_images",
+            ),
+            (
+                "[training]\nbackprop_fraction = 0.0",
+                "training.backprop_fraction",
+            ),
+            (
+                "[training]\nbackprop_fraction = 1.5",
+                "training.backprop_fraction",
+            ),
+            (
+                "[training]\nbackprop_fraction = 0.5\n[distillation]\nteacher = 'runs/wide'",
+                "training.backprop_fraction",
             ),
         ] {
             let err = parse_err(text);

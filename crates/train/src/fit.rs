@@ -176,6 +176,7 @@ impl FitPlan<'_> {
             training.average_decay,
             training.label_smoothing,
         )
+        .with_backprop_fraction(training.backprop_fraction)
         .with_teacher(self.teacher.clone());
         if let Some(epoch) = self.resume_from {
             // Burn panics on a checkpoint it cannot read or that does not fit: read each

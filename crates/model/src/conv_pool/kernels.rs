@@ -621,7 +621,9 @@ fn merge_columns<I: Isa>(isa: I, [even, odd]: [I::V; 2], values: &mut [f32]) {
 }
 
 dispatched! {
-/// A task's images' backward pass.
+/// A task's images' backward pass. Images whose output gradient is all zero (a step that
+/// takes its gradient over part of the batch) add nothing to any gradient and are skipped:
+/// the others are packed into the buffers' first slots.
 fn backward_images / backward_images_kernel(
     isa: impl Isa,
     reads: &BackwardReads,
@@ -632,16 +634,34 @@ fn backward_images / backward_images_kernel(
     grads: &mut TaskGradients,
 ) {
     let g = reads.g;
-    let count = images.len() / g.image_len();
     let (map_blocks, stride, margin) = (g.map_blocks(), g.gradient_map_stride(), g.margin_blocks());
+    let image_maps = g.out_channels * stride;
+    let image_padded = g.in_channels * g.padded_plane();
+    let mut live = [0; IMAGES_PER_TASK];
+    let count = live_images(g, output_grad, &mut live);
+    let live = &live[..count];
     let Scratch { padded_channels, gradient_maps, plane_grads, weight_partials, .. } = scratch;
-    let maps = &mut gradient_maps[..count * g.out_channels * stride];
-    fill_gradient_maps(isa, g, winners, output_grad, maps);
-    let channels = pad_channels(g, reads.norm, images, padded_channels);
+    for (slot, &image) in live.iter().enumerate() {
+        fill_gradient_maps(
+            isa,
+            g,
+            &winners[image * g.winners_len()..][..g.winners_len()],
+            &output_grad[image * g.output_len()..][..g.output_len()],
+            &mut gradient_maps[slot * image_maps..][..image_maps],
+        );
+        pad_channels(
+            g,
+            reads.norm,
+            &images[image * g.image_len()..][..g.image_len()],
+            &mut padded_channels[slot * image_padded..][..image_padded],
+        );
+    }
+    let maps = &gradient_maps[..count * image_maps];
+    let channels = &padded_channels[..count * image_padded];
     // Bias: the sum of each output channel's gradient maps.
     for (out_channel, bias_grad) in grads.bias.iter_mut().enumerate() {
         let mut sum = isa.zero();
-        for image_maps in maps.chunks_exact(g.out_channels * stride) {
+        for image_maps in maps.chunks_exact(image_maps) {
             for block in &image_maps[out_channel * stride + margin..][..map_blocks] {
                 sum = isa.add(sum, isa.load(block));
             }
@@ -652,23 +672,22 @@ fn backward_images / backward_images_kernel(
     let operands = DotOperands {
         a: maps,
         a_rows: g.out_channels,
-        a_image_stride: g.out_channels * stride,
+        a_image_stride: image_maps,
         a_row_stride: stride,
         a_offset: margin,
         b: Shifted { values: channels, starts: &reads.patch_starts },
-        b_image_stride: g.in_channels * g.padded_plane(),
+        b_image_stride: image_padded,
         images: count,
         len: map_blocks,
     };
     dot_products(isa, operands, weight_partials, &mut grads.weight);
-    // Input: every gradient map read back through every tap of its kernel.
+    // Input: every gradient map read back through every tap of its kernel (the input
+    // gradient of a skipped image stays zero).
     let Some(input_grad) = grads.input.as_deref_mut() else {
         return;
     };
-    for (image_maps, image_grad) in maps
-        .chunks_exact(g.out_channels * stride)
-        .zip(input_grad.chunks_exact_mut(g.image_len()))
-    {
+    for (image_maps, &image) in maps.chunks_exact(image_maps).zip(live) {
+        let image_grad = &mut input_grad[image * g.image_len()..][..g.image_len()];
         let shifted_back = Shifted { values: values(image_maps), starts: &reads.back_starts };
         broadcast_product(isa, &reads.transposed_weight, shifted_back, plane_grads, g.plane_blocks());
         for (channel_grad, plane_grad) in image_grad
@@ -685,6 +704,19 @@ fn backward_images / backward_images_kernel(
         }
     }
 }
+}
+
+/// Writes into `live` the indices of the images (of a task) whose output gradient has a
+/// non-zero value, in order, and returns how many there are.
+fn live_images(g: Geometry, output_grad: &[f32], live: &mut [usize; IMAGES_PER_TASK]) -> usize {
+    let mut count = 0;
+    for (image, grad) in output_grad.chunks_exact(g.output_len()).enumerate() {
+        if grad.iter().any(|&value| value != 0.0) {
+            live[count] = image;
+            count += 1;
+        }
+    }
+    count
 }
 
 fn add_assign(sum: &mut [f32], part: &[f32]) {
@@ -943,6 +975,68 @@ mod tests {
             for (public, reference) in public.iter().zip([0, 2, 3, 4].map(|i| &lane_by_lane[i])) {
                 assert_eq!(&bits(public), reference);
             }
+        }
+    }
+
+    /// A step that takes its gradient over part of the batch leaves the others' output
+    /// gradient zero; those images are skipped, and the gradients are those of the batch of
+    /// the other images alone (the input's bit for bit, image by image).
+    #[test]
+    fn images_without_gradient_add_nothing() {
+        let g = geometry([20, 2, 3, 3, 12, 12]);
+        let [input, weight, bias] = random_block(g, 4);
+        let winners = forward(g, Standardise::NONE, &input, &weight, &bias).winners;
+        let mut output_grad = pseudo_random(g.batch * g.output_len(), 7);
+        let live = |image: usize| image % 3 == 1 || image >= 16;
+        for (image, grad) in output_grad.chunks_exact_mut(g.output_len()).enumerate() {
+            if !live(image) {
+                grad.fill(0.0);
+            }
+        }
+        let all = backward(
+            g,
+            Standardise::NONE,
+            &input,
+            &weight,
+            &winners,
+            &output_grad,
+            true,
+        );
+        let kept: Vec<usize> = (0..g.batch).filter(|&image| live(image)).collect();
+        let pick = |values: &[f32], len: usize| -> Vec<f32> {
+            kept.iter()
+                .flat_map(|&image| values[image * len..][..len].to_vec())
+                .collect()
+        };
+        let alone_g = Geometry {
+            batch: kept.len(),
+            ..g
+        };
+        let alone = backward(
+            alone_g,
+            Standardise::NONE,
+            &pick(&input, g.image_len()),
+            &weight,
+            &kept
+                .iter()
+                .flat_map(|&i| winners[i * g.winners_len()..][..g.winners_len()].to_vec())
+                .collect::<Vec<_>>(),
+            &pick(&output_grad, g.output_len()),
+            true,
+        );
+        assert_close(&all.weight, &alone.weight, 1e-5);
+        assert_close(&all.bias, &alone.bias, 1e-5);
+        let all_input = all.input.expect("asked for");
+        assert_eq!(
+            pick(&all_input, g.image_len()),
+            alone.input.expect("asked for")
+        );
+        for image in (0..g.batch).filter(|&image| !live(image)) {
+            assert!(
+                all_input[image * g.image_len()..][..g.image_len()]
+                    .iter()
+                    .all(|&v| v == 0.0)
+            );
         }
     }
 
