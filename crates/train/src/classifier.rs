@@ -1,5 +1,5 @@
 //! The network seen as a classifier by Burn's Learner, with an optional running average of
-//! its weights.
+//! its weights and an optional gradient over only the hardest images of each batch.
 
 use crate::distill::Teacher;
 use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
@@ -94,6 +94,7 @@ impl TrainStep for Classifier {
 
     /// The labels' loss, blended with the teacher's when there is one.
     fn step(&self, batch: MnistBatch) -> TrainOutput<ClassificationOutput> {
+        // A run's config never pairs the two: the teacher's loss takes every image.
         if self.backprop_fraction < 1.0 && self.teacher.is_none() {
             return self.step_on_hardest(batch);
         }

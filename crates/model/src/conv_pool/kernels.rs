@@ -711,7 +711,13 @@ fn backward_images / backward_images_kernel(
 fn live_images(g: Geometry, output_grad: &[f32], live: &mut [usize; IMAGES_PER_TASK]) -> usize {
     let mut count = 0;
     for (image, grad) in output_grad.chunks_exact(g.output_len()).enumerate() {
-        if grad.iter().any(|&value| value != 0.0) {
+        // Every value's bits but the sign, or-ed together: zero for +0 and −0 alone, and a
+        // loop without an early exit, which the compiler runs on vectors.
+        if grad
+            .iter()
+            .fold(0, |bits, value| bits | value.to_bits() << 1)
+            != 0
+        {
             live[count] = image;
             count += 1;
         }
