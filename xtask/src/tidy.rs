@@ -162,7 +162,9 @@ fn manifest(dir: &Path) -> toml::Table {
 #[test]
 fn every_dependency_version_is_in_the_workspace_table() {
     let mut local = Vec::new();
-    for member in members() {
+    // The workspace hack's whole content is versions and features, pinned on purpose.
+    let pinned = workspace_root().join("crates/workspace-hack");
+    for member in members().into_iter().filter(|m| *m != pinned) {
         for (table, name, value) in dependencies(&manifest(&member)) {
             let inherited = value.get("workspace").and_then(toml::Value::as_bool) == Some(true);
             if !inherited {
@@ -207,4 +209,60 @@ fn each_crate_has_one_integration_test_binary() {
             );
         }
     }
+}
+
+/// What `cargo tree` resolves for `selection`: each package (name and version) with the set
+/// of feature lists it is built with (two where host and target builds differ).
+fn resolved_features(
+    selection: &[&str],
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .args(["tree", "--locked", "--offline", "--prefix", "none", "--no-dedupe"])
+        .args(["--format", "{p}|{f}"])
+        .args(selection)
+        .current_dir(workspace_root())
+        .output()
+        .expect("cargo runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "cargo tree {selection:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut found = std::collections::BTreeMap::<_, std::collections::BTreeSet<_>>::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (package, features) = line.split_once('|').unwrap_or((line, ""));
+        // `name v1.2.3 (/path)` for the workspace's own crates: keep name and version.
+        let package = package.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        found.entry(package).or_default().insert(features.to_string());
+    }
+    found
+}
+
+/// Burn's stack compiles once whichever README command comes first: a build of any one member
+/// (`cargo run -p infer`, `cargo xtask train`, ...) builds every package it shares with
+/// `cargo test --workspace` with features the workspace build also uses. When this fails, add the listed crates
+/// with the workspace's features to `crates/workspace-hack/Cargo.toml`.
+#[test]
+fn every_entry_point_resolves_the_workspace_features() {
+    let workspace = resolved_features(&["--workspace"]);
+    let mut differ = Vec::new();
+    for member in members() {
+        let name = manifest(&member)["package"]["name"]
+            .as_str()
+            .expect("a package name")
+            .to_string();
+        let alone = resolved_features(&["--package", &name, "--edges", "normal,build"]);
+        for (package, features) in alone {
+            let shared = workspace.get(&package);
+            if !shared.is_some_and(|shared| features.is_subset(shared)) {
+                differ.push(format!(
+                    "{name} alone builds {package} with {features:?}; the workspace with {:?}",
+                    workspace.get(&package)
+                ));
+            }
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
 }

@@ -197,6 +197,8 @@ fn path(corners: &[(i64, i64)]) -> Vec<(i64, i64)> {
 }
 
 #[test]
+#[ignore = "needs Chromium and chromedriver (apt-get install chromium chromium-driver); \
+            run with `cargo test -p serve -- --ignored`, as .ci/run does"]
 fn the_page_names_drawn_digits_and_picked_files() {
     let server = Server::start(&[]);
     let browser = Browser::start();

@@ -81,6 +81,8 @@ fn training_losses(record: &burn::store::ModuleRecord, device: &Device, steps: u
 }
 
 #[test]
+#[ignore = "needs a Vulkan or GL driver (apt-get install mesa-vulkan-drivers runs it without a \
+            GPU); run with `cargo test -p train --features wgpu -- --ignored`, as .ci/run does"]
 fn flex_and_wgpu_compute_the_same_function() {
     let wgpu = BackendKind::Wgpu
         .init()
