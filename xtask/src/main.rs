@@ -87,12 +87,42 @@ fn backend_features(backend: &str) -> Vec<String> {
 /// succeed.
 fn cargo_in(dir: &Path, args: &[String]) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo).args(args).current_dir(dir).status()?;
+    let mut command = Command::new(&cargo);
+    for name in std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()) {
+        if describes_xtask(&name) {
+            command.env_remove(name);
+        }
+    }
+    let status = command.args(args).current_dir(dir).status()?;
     if status.success() {
         Ok(())
     } else {
         anyhow::bail!("`cargo {}` failed ({status})", args.join(" "))
     }
+}
+
+/// Whether `name` is one of the variables `cargo run` sets to describe xtask itself. A build
+/// script that watches one (ring's watches `CARGO_PKG_NAME`) would see it changed from a plain
+/// `cargo test`, and cargo would rebuild that crate and everything above it.
+fn describes_xtask(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+        ]
+        .contains(&name)
+}
+
+#[test]
+fn cargo_is_run_without_xtasks_own_description() {
+    assert!(describes_xtask("CARGO_PKG_NAME"));
+    assert!(describes_xtask("CARGO_MANIFEST_DIR"));
+    assert!(!describes_xtask("CARGO_TARGET_DIR"));
+    assert!(!describes_xtask("CARGO_HOME"));
+    assert!(!describes_xtask("PATH"));
 }
 
 /// `cargo <args>` in the workspace root.

@@ -218,7 +218,14 @@ fn resolved_features(
 ) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = std::process::Command::new(cargo)
-        .args(["tree", "--locked", "--offline", "--prefix", "none", "--no-dedupe"])
+        .args([
+            "tree",
+            "--locked",
+            "--offline",
+            "--prefix",
+            "none",
+            "--no-dedupe",
+        ])
         .args(["--format", "{p}|{f}"])
         .args(selection)
         .current_dir(workspace_root())
@@ -234,8 +241,15 @@ fn resolved_features(
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let (package, features) = line.split_once('|').unwrap_or((line, ""));
         // `name v1.2.3 (/path)` for the workspace's own crates: keep name and version.
-        let package = package.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-        found.entry(package).or_default().insert(features.to_string());
+        let package = package
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        found
+            .entry(package)
+            .or_default()
+            .insert(features.to_string());
     }
     found
 }
@@ -265,4 +279,24 @@ fn every_entry_point_resolves_the_workspace_features() {
         }
     }
     assert!(differ.is_empty(), "{}", differ.join("\n"));
+}
+
+/// The README quotes measured figures only from the report `cargo xtask bench` writes, so no
+/// two of them can disagree: its summary table and transcript are copies of the report's.
+#[test]
+fn the_readme_quotes_the_bench_report() {
+    use crate::bench::report::{SHARED_BLOCKS, block};
+    let root = workspace_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("a README");
+    let report = std::fs::read_to_string(root.join("docs/bench.md")).expect("docs/bench.md");
+    for name in SHARED_BLOCKS {
+        let quoted = block(&readme, name);
+        assert!(quoted.is_some(), "README.md has no {name} block");
+        assert_eq!(
+            quoted,
+            block(&report, name),
+            "README.md's {name} differs from docs/bench.md's: run \
+             `cargo xtask bench --out docs/bench.md --readme`"
+        );
+    }
 }

@@ -20,7 +20,9 @@ pub use files::{
 };
 pub use idx::{IdxError, IdxFile, read_idx};
 pub use mnist::{DataError, MnistDataset, MnistFile, MnistItem, Split};
-pub use preprocess::{PreprocessError, preprocess_bytes, preprocess_image, to_mnist};
+pub use preprocess::{
+    MAX_PIXELS, PreprocessError, decoding_cost, preprocess_bytes, preprocess_image, to_mnist,
+};
 
 /// Pixels in one 28×28 image.
 pub const PIXELS: usize = model::IMAGE_SIDE * model::IMAGE_SIDE;

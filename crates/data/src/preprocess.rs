@@ -7,7 +7,8 @@
 //! pushed to black with a threshold found by Otsu's method.
 
 use crate::PIXELS;
-use image::{DynamicImage, GrayImage, ImageFormat, ImageReader, Limits};
+use image::metadata::Orientation;
+use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use model::IMAGE_SIDE;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,21 @@ pub enum PreprocessError {
         /// The decoder's complaint, on one line.
         reason: String,
     },
+    /// The image has more pixels than a digit could need, checked before decoding it.
+    #[error(
+        "{path}: {width}×{height} pixels is more than the {max} a digit could need; scale it \
+         down first"
+    )]
+    TooManyPixels {
+        /// The image file.
+        path: PathBuf,
+        /// Its width, as its header says.
+        width: u32,
+        /// Its height, as its header says.
+        height: u32,
+        /// The most pixels accepted.
+        max: u64,
+    },
     /// The image is blank: nothing stands out from the background.
     #[error("{path}: no digit found (the image has no ink distinct from its background)")]
     NoInk {
@@ -47,8 +63,15 @@ pub enum PreprocessError {
 
 /// Largest width or height accepted, so a hostile header cannot ask for gigabytes.
 const MAX_SIDE: u32 = 16_384;
+/// Most pixels accepted, read from the header before anything is decoded: a 16-megapixel
+/// photo, more than any phone's default, and far more than a 28×28 digit needs.
+pub const MAX_PIXELS: u64 = 4096 * 4096;
+/// Bytes per pixel of the largest layout a decoder hands over (16-bit RGBA), plus the 8-bit
+/// RGBA copy alpha is flattened through and the grey image: what decoding one pixel may
+/// hold at once, at most.
+const PEAK_BYTES_PER_PIXEL: u64 = 8 + 4 + 1;
 /// Largest decoding buffer accepted.
-const MAX_ALLOC: u64 = 512 * 1024 * 1024;
+const MAX_ALLOC: u64 = MAX_PIXELS * 8;
 /// Side of the box the digit is scaled into, as in MNIST.
 const DIGIT_BOX: u32 = 20;
 /// Where MNIST's digits have their centre of mass, in pixel indices (measured over the
@@ -80,6 +103,7 @@ pub fn preprocess_bytes(bytes: &[u8], path: &Path) -> Result<[u8; PIXELS], Prepr
         path: path.to_path_buf(),
         reason: model::one_line(&reason),
     };
+    decoding_cost(bytes, path)?;
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| decode(e.to_string()))?;
@@ -97,17 +121,54 @@ pub fn preprocess_bytes(bytes: &[u8], path: &Path) -> Result<[u8; PIXELS], Prepr
     })
 }
 
-/// Decodes any format `image` reads, within the size limits.
-fn decode_any(mut reader: ImageReader<Cursor<&[u8]>>) -> image::ImageResult<DynamicImage> {
+/// The most bytes decoding `bytes` may hold at once, from the image's header alone, or the
+/// refusal of an image with more than [`MAX_PIXELS`]. A server budgets concurrent decodes
+/// with it; an undecodable header costs nothing here and is refused by the decoder.
+pub fn decoding_cost(bytes: &[u8], path: &Path) -> Result<u64, PreprocessError> {
+    let dimensions = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()
+        .map(limited)
+        .and_then(|reader| reader.into_dimensions().ok());
+    let Some((width, height)) = dimensions else {
+        return Ok(0);
+    };
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > MAX_PIXELS {
+        return Err(PreprocessError::TooManyPixels {
+            path: path.to_path_buf(),
+            width,
+            height,
+            max: MAX_PIXELS,
+        });
+    }
+    Ok(pixels * PEAK_BYTES_PER_PIXEL)
+}
+
+/// `reader` with the size limits every decode runs under.
+fn limited(mut reader: ImageReader<Cursor<&[u8]>>) -> ImageReader<Cursor<&[u8]>> {
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
-    reader.decode()
+    reader
 }
 
-/// Decodes a JPEG straight to its grey (luma) plane, refusing a truncated or corrupt file.
+/// Decodes any format `image` reads, within the size limits, turned upright as its EXIF
+/// orientation says (as viewers and browsers show it).
+fn decode_any(reader: ImageReader<Cursor<&[u8]>>) -> image::ImageResult<DynamicImage> {
+    let mut decoder = limited(reader).into_decoder()?;
+    // A damaged EXIF block is no reason to refuse the pixels.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder)?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
+
+/// Decodes a JPEG straight to its grey (luma) plane, refusing a truncated or corrupt file,
+/// turned upright as its EXIF orientation says. CMYK and YCCK files (print workflows) have no
+/// luma plane: they go through RGB.
 fn decode_grey_jpeg(bytes: &[u8]) -> Result<GrayImage, String> {
     use zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
     let options = DecoderOptions::default()
@@ -116,10 +177,39 @@ fn decode_grey_jpeg(bytes: &[u8]) -> Result<GrayImage, String> {
         .set_max_height(MAX_SIDE as usize)
         .set_strict_mode(true);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(|e| format!("{e:?}"))?;
+    let inked = matches!(
+        decoder.input_colorspace(),
+        Some(ColorSpace::CMYK | ColorSpace::YCCK)
+    );
+    if inked {
+        decoder.set_options(options.jpeg_set_out_colorspace(ColorSpace::RGB));
+    }
+    let orientation = decoder
+        .exif()
+        .and_then(|exif| Orientation::from_exif_chunk(exif))
+        .unwrap_or(Orientation::NoTransforms);
     let pixels = decoder.decode().map_err(|e| format!("{e:?}"))?;
     let (width, height) = decoder.dimensions().ok_or("JPEG without dimensions")?;
-    GrayImage::from_raw(width as u32, height as u32, pixels)
-        .ok_or_else(|| "JPEG decoded to fewer pixels than its size".to_string())
+    let (width, height) = (width as u32, height as u32);
+    let grey = if inked {
+        let values = pixels.chunks_exact(3).map(|p| luma(p[0], p[1], p[2]));
+        GrayImage::from_raw(width, height, values.collect())
+    } else {
+        GrayImage::from_raw(width, height, pixels)
+    };
+    let grey = grey.ok_or_else(|| "JPEG decoded to fewer pixels than its size".to_string())?;
+    Ok(upright(grey, orientation))
+}
+
+/// `grey` turned as `orientation` says; the common upright case copies nothing.
+fn upright(grey: GrayImage, orientation: Orientation) -> GrayImage {
+    if orientation == Orientation::NoTransforms {
+        return grey;
+    }
+    let mut image = DynamicImage::ImageLuma8(grey);
+    image.apply_orientation(orientation);
+    image.into_luma8()
 }
 
 /// The whole recipe on a decoded image; `None` when there is no ink to find.
@@ -187,6 +277,20 @@ fn flatten_to_grey(image: &DynamicImage) -> GrayImage {
             grey_image(rgb.width(), rgb.height(), values.collect())
         }
         DynamicImage::ImageRgba8(rgba) => flatten_alpha(rgba),
+        // Grey with alpha is flattened as it is, never widened to RGBA first.
+        DynamicImage::ImageLumaA8(grey_alpha) => flatten_grey_alpha(
+            grey_alpha.width(),
+            grey_alpha.height(),
+            grey_alpha.as_raw().chunks_exact(2).map(|p| (p[0], p[1])),
+        ),
+        DynamicImage::ImageLumaA16(grey_alpha) => flatten_grey_alpha(
+            grey_alpha.width(),
+            grey_alpha.height(),
+            grey_alpha
+                .as_raw()
+                .chunks_exact(2)
+                .map(|p| ((p[0] >> 8) as u8, (p[1] >> 8) as u8)),
+        ),
         _ if !image.color().has_alpha() => image.to_luma8(),
         _ => flatten_alpha(&image.to_rgba8()),
     }
@@ -201,12 +305,26 @@ fn luma(r: u8, g: u8, b: u8) -> u8 {
 
 /// Grey levels of an RGBA image composited onto paper of the strokes' opposite shade.
 fn flatten_alpha(rgba: &image::RgbaImage) -> GrayImage {
-    let pixels = || rgba.as_raw().chunks_exact(4);
-    let mut grey: Vec<u8> = pixels().map(|p| luma(p[0], p[1], p[2])).collect();
+    let pixels = rgba.as_raw().chunks_exact(4);
+    flatten_grey_alpha(
+        rgba.width(),
+        rgba.height(),
+        pixels.map(|p| (luma(p[0], p[1], p[2]), p[3])),
+    )
+}
+
+/// Grey levels composited onto paper of the strokes' opposite shade, from `(grey, alpha)`
+/// pairs in row order.
+fn flatten_grey_alpha(
+    width: u32,
+    height: u32,
+    pixels: impl Iterator<Item = (u8, u8)>,
+) -> GrayImage {
+    let (mut grey, alpha): (Vec<u8>, Vec<u8>) = pixels.unzip();
     let (mut weighted, mut weight) = (0u64, 0u64);
-    for (&value, p) in grey.iter().zip(pixels()) {
-        weighted += u64::from(value) * u64::from(p[3]);
-        weight += u64::from(p[3]);
+    for (&value, &a) in grey.iter().zip(&alpha) {
+        weighted += u64::from(value) * u64::from(a);
+        weight += u64::from(a);
     }
     // Strokes darker than mid-grey on average are drawn on white paper, others on black.
     let paper: u32 = if weight > 0 && weighted < 128 * weight {
@@ -214,12 +332,12 @@ fn flatten_alpha(rgba: &image::RgbaImage) -> GrayImage {
     } else {
         0
     };
-    for (value, p) in grey.iter_mut().zip(pixels()) {
-        let alpha = u32::from(p[3]);
+    for (value, &a) in grey.iter_mut().zip(&alpha) {
+        let alpha = u32::from(a);
         let mixed = u32::from(*value) * alpha + paper * (255 - alpha);
         *value = ((mixed + 127) / 255) as u8;
     }
-    grey_image(rgba.width(), rgba.height(), grey)
+    grey_image(width, height, grey)
 }
 
 fn grey_image(width: u32, height: u32, values: Vec<u8>) -> GrayImage {
@@ -656,6 +774,96 @@ mod tests {
         png.extend(crc.to_be_bytes());
         let err = preprocess_bytes(&png, Path::new("huge.png")).unwrap_err();
         assert!(matches!(err, PreprocessError::Decode { .. }), "{err}");
+    }
+
+    #[test]
+    fn too_many_pixels_are_refused_from_the_header_before_decoding() {
+        // A 35-byte GIF whose screen claims 6000 × 6000 pixels (a decoder would allocate
+        // hundreds of megabytes for it).
+        let mut gif = b"GIF89a".to_vec();
+        gif.extend(6000u16.to_le_bytes());
+        gif.extend(6000u16.to_le_bytes());
+        gif.extend([0x80, 0, 0, 0xff, 0xff, 0xff, 0, 0, 0, b',']);
+        gif.extend([0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x4c, 1, 0, b';']);
+        let started = std::time::Instant::now();
+        let err = preprocess_bytes(&gif, Path::new("g.gif")).unwrap_err();
+        assert!(
+            matches!(err, PreprocessError::TooManyPixels { width: 6000, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().starts_with("g.gif: 6000×6000 pixels"),
+            "{err}"
+        );
+        assert!(started.elapsed().as_millis() < 100);
+        let small = encode(&DynamicImage::ImageLuma8(digit_like(40)), ImageFormat::Png);
+        let cost = decoding_cost(&small, Path::new("s.png")).unwrap();
+        assert_eq!(cost, 40 * 40 * PEAK_BYTES_PER_PIXEL);
+    }
+
+    /// A white-on-black stroke in a `side`-pixel square: a digit's worth of ink.
+    fn digit_like(side: u32) -> GrayImage {
+        GrayImage::from_fn(side, side, |x, y| {
+            let inked = (side / 4..side * 3 / 4).contains(&x) && (y == side / 3 || x == side / 2);
+            Luma([if inked { 255 } else { 0 }])
+        })
+    }
+
+    fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        image
+            .write_to(&mut Cursor::new(&mut bytes), format)
+            .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn grey_with_alpha_reads_as_the_same_drawing_in_rgba() {
+        let strokes = digit_like(40);
+        // Strokes in the alpha channel over transparent black, as a canvas exports them.
+        let grey_alpha = image::GrayAlphaImage::from_fn(40, 40, |x, y| {
+            image::LumaA([0, strokes.get_pixel(x, y)[0]])
+        });
+        let rgba = DynamicImage::ImageLumaA8(grey_alpha.clone()).to_rgba8();
+        let from_grey = preprocess_bytes(
+            &encode(&DynamicImage::ImageLumaA8(grey_alpha), ImageFormat::Png),
+            Path::new("la.png"),
+        )
+        .unwrap();
+        let from_rgba = preprocess_bytes(
+            &encode(&DynamicImage::ImageRgba8(rgba), ImageFormat::Png),
+            Path::new("rgba.png"),
+        )
+        .unwrap();
+        assert_eq!(from_grey, from_rgba);
+    }
+
+    #[test]
+    fn an_exif_orientation_is_applied_before_preprocessing() {
+        use image::ImageEncoder;
+        let upright = digit_like(40);
+        let stored = image::imageops::rotate180(&upright);
+        // A little-endian TIFF header with one IFD entry: Orientation (0x0112) = 3, "rotate
+        // 180°", what a phone writes for a photo taken upside down.
+        let exif = [
+            b'I', b'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0,
+            0,
+        ];
+        let mut png = Vec::new();
+        let mut encoder = image::codecs::png::PngEncoder::new(&mut png);
+        encoder.set_exif_metadata(exif.to_vec()).unwrap();
+        encoder
+            .write_image(stored.as_raw(), 40, 40, image::ExtendedColorType::L8)
+            .unwrap();
+        let expected = preprocess_bytes(
+            &encode(&DynamicImage::ImageLuma8(upright), ImageFormat::Png),
+            Path::new("upright.png"),
+        )
+        .unwrap();
+        assert_eq!(
+            preprocess_bytes(&png, Path::new("stored.png")).unwrap(),
+            expected
+        );
     }
 
     fn crc32(bytes: &[u8]) -> u32 {

@@ -1,7 +1,7 @@
 //! The flags that choose a model and a backend, shared by the binaries that classify (`infer`
 //! and `serve`), so they are defined once.
 
-use crate::loading::ModelSource;
+use crate::loading::{LoadError, ModelSource};
 use model::BackendKind;
 use std::path::PathBuf;
 
@@ -38,5 +38,26 @@ impl ModelArgs {
             (None, Some(file)) => ModelSource::Weights(file.clone()),
             (None, None) => ModelSource::Shipped,
         }
+    }
+}
+
+/// `--shipped`, for `#[command(flatten)]` in the binaries whose run directory has a default
+/// (`eval`, `export`): the model `infer` and `serve` use when given none.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct ShippedArgs {
+    /// Use the model shipped in the binaries (what `infer` and `serve` use by default)
+    /// instead of a training run.
+    #[arg(long, conflicts_with = "artifact_dir")]
+    pub shipped: bool,
+}
+
+/// A load error, with the way out that a run-less newcomer needs where a run directory was
+/// assumed: train one, or take the shipped model.
+pub fn or_shipped(error: LoadError) -> anyhow::Error {
+    match error {
+        LoadError::NoRun { .. } | LoadError::NotARunDirectory { .. } => {
+            anyhow::anyhow!("{error}, or pass --shipped for the model shipped in the binaries")
+        }
+        other => other.into(),
     }
 }

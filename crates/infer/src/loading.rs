@@ -39,6 +39,26 @@ pub enum LoadError {
         /// What its absence probably means.
         hint: &'static str,
     },
+    /// A run's directory that is not there, or holds no run.
+    #[error("{dir}: no training run here; train one into it first (`train --artifact-dir {dir}`)")]
+    NoRun {
+        /// The directory named.
+        dir: PathBuf,
+    },
+    /// A file given where a run's directory belongs (often the run's config).
+    #[error(
+        "{path}: a file, not a training run's directory; give the folder a training wrote \
+         (such as artifacts/default){}",
+        if path.extension().is_some_and(|e| e == "toml") {
+            "; a config is trained first (`train --config FILE`)"
+        } else {
+            ""
+        }
+    )]
+    NotARunDirectory {
+        /// The file named.
+        path: PathBuf,
+    },
     /// A file of the model cannot be read or parsed.
     #[error("{path}: cannot read: {reason}")]
     Unreadable {
@@ -95,8 +115,14 @@ impl ModelSource {
 /// What is known of a model before it classifies anything: for people, and for `/api/model`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelInfo {
-    /// Where the weights come from, as [`ModelSource::describe`] says.
+    /// Where the weights come from, as [`ModelSource::describe`] says (a path, for people on
+    /// this machine).
     pub source: String,
+    /// A name for the model without any path, for clients: `shipped`, the run's directory
+    /// name, or the weights' file name.
+    pub label: String,
+    /// The SHA-256 of the weights' file, in hex: which model answers, exactly.
+    pub sha256: String,
     /// The network's architecture.
     pub config: CnnConfig,
     /// The test accuracy (percent) its run recorded in `summary.json`, when there is one.
@@ -104,8 +130,38 @@ pub struct ModelInfo {
 }
 
 impl ModelSource {
-    /// The model's architecture and recorded test accuracy. PyTorch weights are the
-    /// tutorial's network and come with no record.
+    /// A name without any path: `shipped`, the run's directory name, the weights' file name.
+    pub fn label(&self) -> String {
+        let name = |path: &Path| {
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            )
+        };
+        match self {
+            Self::Shipped => "shipped".into(),
+            Self::RunDir(dir) => name(dir),
+            Self::Weights(path) => name(path),
+        }
+    }
+
+    /// The SHA-256 of the weights' file.
+    fn weights_sha256(&self) -> Result<String, LoadError> {
+        let path = match self {
+            Self::Shipped => return Ok(data::sha256_hex(SHIPPED_MODEL)),
+            Self::RunDir(dir) => dir.join("model.bpk"),
+            Self::Weights(path) => path.clone(),
+        };
+        let bytes =
+            data::read_bounded(&path, MAX_RECORD_BYTES).map_err(|e| LoadError::Unreadable {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(data::sha256_hex(&bytes))
+    }
+
+    /// The model's architecture, recorded test accuracy and checksum. PyTorch weights are
+    /// the tutorial's network and come with no record.
     pub fn info(&self) -> Result<ModelInfo, LoadError> {
         let recorded = |text: &str| {
             serde_json::from_str::<serde_json::Value>(text)
@@ -118,7 +174,7 @@ impl ModelSource {
                 recorded(SHIPPED_SUMMARY),
             ),
             Self::RunDir(dir) => (
-                RunFile::read(&dir.join("config.toml"))?.model,
+                RunFile::read_in(dir)?.model,
                 data::read_text_bounded(&dir.join("summary.json"), data::MAX_TEXT_FILE_BYTES)
                     .ok()
                     .and_then(|text| recorded(&text)),
@@ -127,6 +183,8 @@ impl ModelSource {
         };
         Ok(ModelInfo {
             source: self.describe(),
+            label: self.label(),
+            sha256: self.weights_sha256()?,
             config,
             test_accuracy,
         })
@@ -157,26 +215,33 @@ impl RunFile {
         })
     }
 
-    fn read(path: &Path) -> Result<Self, LoadError> {
-        let text = data::read_text_bounded(path, data::MAX_TEXT_FILE_BYTES).map_err(|e| match e
-            .kind()
-        {
-            std::io::ErrorKind::NotFound => LoadError::Missing {
-                path: path.to_path_buf(),
-                hint: "expected a training run's artifact directory",
-            },
-            _ => LoadError::Unreadable {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            },
-        })?;
-        Self::parse(&text, path)
+    /// The `config.toml` of the run in `dir`.
+    fn read_in(dir: &Path) -> Result<Self, LoadError> {
+        if dir.is_file() {
+            return Err(LoadError::NotARunDirectory {
+                path: dir.to_path_buf(),
+            });
+        }
+        let path = dir.join("config.toml");
+        let text =
+            data::read_text_bounded(&path, data::MAX_TEXT_FILE_BYTES).map_err(|e| {
+                match e.kind() {
+                    std::io::ErrorKind::NotFound => LoadError::NoRun {
+                        dir: dir.to_path_buf(),
+                    },
+                    _ => LoadError::Unreadable {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    },
+                }
+            })?;
+        Self::parse(&text, &path)
     }
 }
 
 /// Where the run in `run_dir` read MNIST from (its `data.dir`, else [`DEFAULT_DATA_DIR`]).
 pub fn run_data_dir(run_dir: &Path) -> Result<PathBuf, LoadError> {
-    let run = RunFile::read(&run_dir.join("config.toml"))?;
+    let run = RunFile::read_in(run_dir)?;
     Ok(run
         .data
         .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), |data| data.dir))
@@ -230,7 +295,7 @@ fn load_shipped(device: &Device) -> Result<Cnn, LoadError> {
 fn load_run(dir: &Path, device: &Device) -> Result<Cnn, LoadError> {
     let config_path = dir.join("config.toml");
     let record_path = dir.join("model.bpk");
-    let config = RunFile::read(&config_path)?.model;
+    let config = RunFile::read_in(dir)?.model;
     if !record_path.is_file() {
         return Err(LoadError::Missing {
             path: record_path,
@@ -312,11 +377,19 @@ mod tests {
         let info = ModelSource::Shipped.info().unwrap();
         assert_eq!(info.config.input_std, 0.3081);
         assert_eq!(info.test_accuracy, Some(99.37));
-        let weights = ModelSource::Weights("w.pt".into()).info().unwrap();
+        assert_eq!(info.label, "shipped");
+        assert_eq!(
+            info.sha256,
+            SHIPPED_CHECKSUM.split_whitespace().next().unwrap()
+        );
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tutorial.pt");
+        let weights = ModelSource::Weights(fixture).info().unwrap();
         assert_eq!(
             (weights.config, weights.test_accuracy),
             (CnnConfig::new(), None)
         );
+        assert_eq!(weights.label, "tutorial.pt");
+        assert_eq!(weights.sha256.len(), 64);
     }
 
     #[test]

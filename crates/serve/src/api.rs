@@ -1,7 +1,8 @@
-//! The JSON API: `POST /api/classify`, `GET /api/health`, `GET /api/model`, and JSON errors
-//! with the right status for everything else.
+//! The JSON API: `POST /api/classify`, `GET /api/health`, `GET /api/model`, the probes and
+//! metrics operators read, and JSON errors with the right status for everything else.
 
-use crate::batcher::Batcher;
+use crate::batcher::{Batcher, Unanswered};
+use crate::metrics::{self, Metrics};
 use axum::Json;
 use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::{FromRequest, Multipart, Request, State};
@@ -14,6 +15,9 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// What every request can reach.
 pub struct AppState {
@@ -21,11 +25,74 @@ pub struct AppState {
     pub batcher: Batcher,
     /// What `/api/model` says.
     pub model: ModelInfo,
-    /// Largest request body accepted, in bytes.
-    pub body_limit: usize,
-    /// Images decoded at once: one per core. More would only share the cores, and every
+    /// What `/metrics` says.
+    pub metrics: Arc<Metrics>,
+    /// The bounds on what requests may take.
+    pub limits: RequestLimits,
+    /// Images decoded at once: two per core. More would only share the cores, and every
     /// request would wait longer.
-    pub decoding: tokio::sync::Semaphore,
+    pub decoding: Arc<Semaphore>,
+    /// Decoding memory left, in KiB: each decode holds its image's worst case until it ends,
+    /// so concurrent uploads cannot add up past the budget.
+    pub decode_budget: Arc<Semaphore>,
+    /// Requests served at once; past it, requests are refused at once with 503.
+    pub in_flight: Arc<Semaphore>,
+    /// Set once shutdown begins: `/readyz` then says not ready.
+    pub draining: Arc<AtomicBool>,
+    /// Whether the server listens on this machine only, and so answers only requests that
+    /// name it (`localhost`, a loopback address).
+    pub local_only: bool,
+}
+
+/// How much a request may ask of the server.
+#[derive(Clone, Debug)]
+pub struct RequestLimits {
+    /// Largest request body accepted, in bytes.
+    pub body_bytes: usize,
+    /// Longest a request may take from its headers to its answer, its body's arrival included.
+    pub timeout: Duration,
+    /// Requests served at once.
+    pub max_in_flight: usize,
+    /// Memory all concurrent decodes may hold together, in bytes; an image whose decoding
+    /// alone would need more is refused.
+    pub decode_budget_bytes: u64,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self {
+            body_bytes: 8 * 1024 * 1024,
+            timeout: Duration::from_secs(20),
+            max_in_flight: 256,
+            decode_budget_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+impl AppState {
+    /// The state for `batcher`'s model, within `limits`.
+    pub fn new(
+        batcher: Batcher,
+        model: ModelInfo,
+        metrics: Arc<Metrics>,
+        limits: RequestLimits,
+    ) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let budget_kib = usize::try_from(limits.decode_budget_bytes / 1024)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
+        Self {
+            batcher,
+            model,
+            metrics,
+            decoding: Arc::new(Semaphore::new(2 * cores)),
+            decode_budget: Arc::new(Semaphore::new(budget_kib)),
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+            limits,
+            draining: Arc::new(AtomicBool::new(false)),
+            local_only: false,
+        }
+    }
 }
 
 /// A failed request: its status and a one-line reason, sent as `{"error": "..."}`.
@@ -46,11 +113,36 @@ impl ApiError {
     fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
+
+    /// A request meant for another server.
+    pub fn misdirected(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::MISDIRECTED_REQUEST, message)
+    }
+
+    /// Over capacity: the client should try again shortly.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<Unanswered> for ApiError {
+    fn from(error: Unanswered) -> Self {
+        match error {
+            Unanswered::Full => Self::busy("the server is at capacity; try again shortly"),
+            Unanswered::Stopped => Self::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        }
     }
 }
 
@@ -59,11 +151,37 @@ pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /api/model`: where the weights come from, the architecture, the recorded accuracy.
+/// `GET /livez`: the process answers.
+pub async fn live() -> Json<Value> {
+    Json(json!({ "status": "live" }))
+}
+
+/// `GET /readyz`: the model is loaded and warmed (it is before the server listens), and the
+/// server is not draining.
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.draining.load(Ordering::Relaxed) {
+        let body = Json(json!({ "status": "draining" }));
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    }
+    Json(json!({ "status": "ready" })).into_response()
+}
+
+/// `GET /metrics`, in the Prometheus (OpenMetrics) text format.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `GET /api/model`: which model answers (a label and its SHA-256, no path), its
+/// architecture and its recorded accuracy.
 pub async fn model(State(state): State<Arc<AppState>>) -> Json<Value> {
     let model = &state.model;
     Json(json!({
-        "source": model.source,
+        "label": model.label,
+        "sha256": model.sha256,
         "config": model.config,
         "test_accuracy": model.test_accuracy,
     }))
@@ -74,29 +192,65 @@ pub async fn classify(
     State(state): State<Arc<AppState>>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let (name, image) = read_image(request, state.body_limit).await?;
+    let (name, image) = read_image(request, state.limits.body_bytes).await?;
     if image.is_empty() {
         return Err(ApiError::bad_request(format!("{name}: empty image")));
     }
-    // Decoding and preprocessing are CPU work: off the async threads, one image per core.
-    let permit = state
-        .decoding
-        .acquire()
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    let pixels =
-        tokio::task::spawn_blocking(move || data::preprocess_bytes(&image, Path::new(&name)))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    drop(permit);
+    let pixels = preprocess(&state, name, image).await?;
     let prediction = state
         .batcher
         .classify(pixels)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
+        .await?
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(answer(&prediction, &pixels)))
+}
+
+/// Decodes and preprocesses an upload off the async threads, within the decoding budget.
+///
+/// The permits travel with the work: a client that hangs up drops this future, not the
+/// decode, which keeps its share of the budget until it really ends.
+async fn preprocess(
+    state: &AppState,
+    name: String,
+    image: Bytes,
+) -> Result<[u8; data::PIXELS], ApiError> {
+    let too_large = |e: data::PreprocessError| {
+        state.metrics.reject("too_many_pixels");
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+    };
+    let cost = data::decoding_cost(&image, Path::new(&name)).map_err(too_large)?;
+    let budget = state.limits.decode_budget_bytes;
+    if cost > budget {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{name}: decoding it would take more than the server's {budget}-byte budget"),
+        ));
+    }
+    let kib = u32::try_from(cost.div_ceil(1024)).unwrap_or(u32::MAX);
+    let closed = |_| ApiError::busy("the server is shutting down");
+    let memory = state
+        .decode_budget
+        .clone()
+        .acquire_many_owned(kib)
+        .await
+        .map_err(closed)?;
+    let core = state
+        .decoding
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(closed)?;
+    tokio::task::spawn_blocking(move || {
+        let pixels = data::preprocess_bytes(&image, Path::new(&name));
+        drop((memory, core));
+        pixels
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| match e {
+        data::PreprocessError::TooManyPixels { .. } => too_large(e),
+        e => ApiError::bad_request(e.to_string()),
+    })
 }
 
 /// `{digit, confidence, probabilities, preprocessed}`, the last a base64 PNG of the 28×28

@@ -1,8 +1,10 @@
 //! The network behind a queue: requests that arrive together are classified in one forward
 //! pass, on a thread of its own, so the async runtime never waits on the model.
 
+use crate::metrics::Metrics;
 use data::PIXELS;
 use infer::{ClassifyError, DigitClassifier, Prediction};
+use std::sync::Arc;
 use std::sync::mpsc;
 use tokio::sync::oneshot;
 
@@ -18,39 +20,53 @@ struct Job {
 /// A handle to the classifying thread; cheap to clone, one per request.
 #[derive(Clone)]
 pub struct Batcher {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
+    metrics: Arc<Metrics>,
 }
 
-/// The classifying thread has stopped (it only does when the network panicked).
+/// Why an image got no answer from the network.
 #[derive(Debug, thiserror::Error)]
-#[error("the classifier has stopped")]
-pub struct Stopped;
+pub enum Unanswered {
+    /// The queue is full: the server is over capacity.
+    #[error("the classifier's queue is full")]
+    Full,
+    /// The classifying thread has stopped (it only does when the network panicked).
+    #[error("the classifier has stopped")]
+    Stopped,
+}
 
 impl Batcher {
-    /// Starts the thread that owns `classifier`.
-    pub fn start(classifier: DigitClassifier) -> Self {
-        let (jobs, queue) = mpsc::channel::<Job>();
+    /// Starts the thread that owns `classifier`, with room for `capacity` waiting images.
+    pub fn start(classifier: DigitClassifier, capacity: usize, metrics: Arc<Metrics>) -> Self {
+        let (jobs, queue) = mpsc::sync_channel::<Job>(capacity);
+        let thread_metrics = metrics.clone();
         std::thread::Builder::new()
             .name("classifier".into())
-            .spawn(move || run(&classifier, &queue))
+            .spawn(move || run(&classifier, &queue, &thread_metrics))
             .expect("the classifier thread starts");
-        Self { jobs }
+        Self { jobs, metrics }
     }
 
     /// Classifies one preprocessed image, together with whatever else is waiting.
     pub async fn classify(
         &self,
         pixels: [u8; PIXELS],
-    ) -> Result<Result<Prediction, ClassifyError>, Stopped> {
+    ) -> Result<Result<Prediction, ClassifyError>, Unanswered> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job { pixels, reply }).map_err(|_| Stopped)?;
-        answer.await.map_err(|_| Stopped)
+        self.jobs
+            .try_send(Job { pixels, reply })
+            .map_err(|error| match error {
+                mpsc::TrySendError::Full(_) => Unanswered::Full,
+                mpsc::TrySendError::Disconnected(_) => Unanswered::Stopped,
+            })?;
+        self.metrics.queue_depth.inc();
+        answer.await.map_err(|_| Unanswered::Stopped)
     }
 }
 
 /// Waits for a job, takes every other job already queued (up to [`MAX_BATCH`]), classifies
 /// them in one pass and answers each; ends when every [`Batcher`] is gone.
-fn run(classifier: &DigitClassifier, queue: &mpsc::Receiver<Job>) {
+fn run(classifier: &DigitClassifier, queue: &mpsc::Receiver<Job>, metrics: &Metrics) {
     while let Ok(first) = queue.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -59,6 +75,8 @@ fn run(classifier: &DigitClassifier, queue: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        metrics.queue_depth.dec_by(jobs.len() as i64);
+        metrics.batch_size.observe(jobs.len() as f64);
         let images: Vec<[u8; PIXELS]> = jobs.iter().map(|job| job.pixels).collect();
         match classifier.classify(&images) {
             Ok(predictions) => {

@@ -5,10 +5,15 @@ use anyhow::Context;
 use clap::Parser;
 use infer::DigitClassifier;
 use infer::cli::{ModelArgs, TtaArgs};
-use serve::api::AppState;
+use serve::api::{AppState, RequestLimits};
 use serve::batcher::Batcher;
+use serve::metrics::Metrics;
+use serve::server::{self, ConnectionLimits};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Serve the network: a page to draw digits on, and an HTTP API to classify images.
 #[derive(Parser, Debug)]
@@ -20,18 +25,92 @@ struct Cli {
     tta: TtaArgs,
     /// Where to listen. Only this machine can connect unless you choose another interface,
     /// e.g. `--addr 0.0.0.0:8080` for every network this machine is on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_address)]
     addr: SocketAddr,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// How each request is logged on stderr.
+    #[arg(long, value_enum, default_value_t = serve::LogFormat::Text)]
+    log_format: serve::LogFormat,
+}
+
+/// What the server takes on, each bounded whatever clients do.
+#[derive(clap::Args, Debug)]
+struct LimitArgs {
     /// Largest request body accepted, in megabytes.
-    #[arg(long, value_name = "MB", default_value_t = 8)]
-    max_body_mb: usize,
+    #[arg(long, value_name = "MB", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    max_body_mb: u16,
+    /// Requests served at once; more are answered 503 at once, with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    max_in_flight: u32,
+    /// Connections open at once; more wait in the kernel's queue.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+    /// Seconds a request may take from its headers to its answer, its body included.
+    #[arg(long, value_name = "S", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=3600))]
+    request_timeout: u16,
+    /// Seconds a connection may take to send a request's headers, or stay idle.
+    #[arg(long, value_name = "S", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=3600))]
+    header_timeout: u16,
+    /// Seconds the requests in flight get to finish after Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "S", default_value_t = 8, value_parser = clap::value_parser!(u16).range(0..=3600))]
+    drain_timeout: u16,
+    /// Memory all concurrent image decodes may hold together, in megabytes.
+    #[arg(long, value_name = "MB", default_value_t = 256, value_parser = clap::value_parser!(u16).range(16..=16_384))]
+    decode_budget_mb: u16,
+}
+
+impl LimitArgs {
+    fn requests(&self) -> RequestLimits {
+        RequestLimits {
+            body_bytes: usize::from(self.max_body_mb) * 1024 * 1024,
+            timeout: Duration::from_secs(self.request_timeout.into()),
+            max_in_flight: self.max_in_flight as usize,
+            decode_budget_bytes: u64::from(self.decode_budget_mb) * 1024 * 1024,
+        }
+    }
+
+    fn connections(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections as usize,
+            header_timeout: Duration::from_secs(self.header_timeout.into()),
+            drain: Duration::from_secs(self.drain_timeout.into()),
+        }
+    }
+}
+
+/// `--addr`: an IP address with a port, or `localhost:PORT`. A bare port or a host name is
+/// refused with examples, since which interface to open is the user's choice to make.
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    if let Some(port) = text.strip_prefix("localhost:")
+        && let Ok(port) = port.parse::<u16>()
+    {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let port = text
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse::<u16>().ok())
+        .unwrap_or(8080);
+    let what = if text.parse::<u16>().is_ok() {
+        "a port alone"
+    } else {
+        "not an IP address with a port"
+    };
+    Err(format!(
+        "{what}; give an address and a port, e.g. 127.0.0.1:{port} (this machine only), \
+         0.0.0.0:{port} (every IPv4 interface) or [::]:{port}"
+    ))
 }
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            log(&format!("error: {error:#}"));
             ExitCode::FAILURE
         }
     }
@@ -44,14 +123,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let classifier = DigitClassifier::load(&source, ready.device)
         .context("cannot load the model")?
         .with_shifted_copies(cli.tta.tta);
-    let state = AppState {
-        batcher: Batcher::start(classifier),
-        model: info,
-        body_limit: cli.max_body_mb.saturating_mul(1024 * 1024),
-        decoding: tokio::sync::Semaphore::new(
-            2 * std::thread::available_parallelism().map_or(2, usize::from),
-        ),
-    };
+    // The first forward pass sets up the backend's kernels and buffers: done before the
+    // server listens, so the first client does not pay for it and `/readyz` is true.
+    classifier
+        .classify(&[[0; data::PIXELS]])
+        .context("the model cannot classify")?;
+    let metrics = Arc::new(Metrics::new(&info.label, &info.sha256));
+    let limits = cli.limits.requests();
+    let batcher = Batcher::start(classifier, limits.max_in_flight, metrics.clone());
+    let mut state = AppState::new(batcher, info, metrics, limits);
+    state.local_only = cli.addr.ip().is_loopback();
+    let draining = state.draining.clone();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(cli.addr)
@@ -65,31 +147,76 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             source.describe(),
             ready.description
         );
-        serve::serve(listener, serve::app(state), shutdown_signal()).await?;
-        eprintln!("stopped");
+        let app = serve::app(state, cli.log_format);
+        let connections = cli.limits.connections();
+        let shutdown = async move {
+            shutdown_signal().await;
+            draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        };
+        let drained = server::serve(listener, app, &connections, shutdown).await;
+        log(&match drained.cut {
+            0 => "stopped".to_string(),
+            cut => format!(
+                "stopped: the drain deadline ({} s) passed with {cut} connections open, closed \
+                 unfinished",
+                connections.drain.as_secs_f64()
+            ),
+        });
         Ok(())
     })
 }
 
-/// Ctrl-C or SIGTERM (what service managers and containers send).
+/// A line on stderr; a log nobody can read is no reason to fail.
+fn log(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// The first Ctrl-C or SIGTERM (what service managers and containers send) starts a drain;
+/// a second one ends the process at once.
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    let mut signals = Signals::new();
+    signals.next().await;
+    log("shutting down: finishing the requests in flight (a second signal quits at once)");
+    tokio::spawn(async move {
+        signals.next().await;
+        log("second signal: quitting now");
+        std::process::exit(130);
+    });
+}
+
+/// Ctrl-C and SIGTERM as one stream.
+struct Signals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        Self {
+            #[cfg(unix)]
+            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .ok(),
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
-    eprintln!("shutting down: finishing the requests in flight");
+
+    async fn next(&mut self) {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match &mut self.terminate {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {},
+            () = terminate => {},
+        }
+    }
 }

@@ -340,6 +340,12 @@ impl RunConfig {
             let Some((key, value)) = setting.split_once('=') else {
                 return Err(fail("", "expected KEY=VALUE".into()));
             };
+            if setting.contains(['\n', '\r']) {
+                return Err(fail(
+                    key.trim(),
+                    "one value per --set: no line breaks".into(),
+                ));
+            }
             let key = key.trim();
             let value = toml::from_str::<toml::Table>(&format!("v = {}", value.trim()))
                 .ok()
@@ -349,18 +355,21 @@ impl RunConfig {
             let mut parts: Vec<&str> = key.split('.').collect();
             let last = parts.pop().unwrap_or_default();
             let mut slot = &mut table;
+            let section = key.rsplit_once('.').map_or("", |(section, _)| section);
             for part in parts {
+                let sections = slot.iter().filter(|(_, v)| v.is_table()).map(|(k, _)| k);
+                let hint = did_you_mean(part, sections, "");
                 slot = match slot.get_mut(part) {
                     Some(toml::Value::Table(inner)) => inner,
-                    _ => return Err(fail(key, "no such section".into())),
+                    _ => return Err(fail(key, format!("no such section{hint}"))),
                 };
             }
-            let optional = matches!(
-                last,
-                "train_limit" | "test_limit" | "validation_images" | "teacher"
-            );
-            if !slot.contains_key(last) && !optional {
-                return Err(fail(key, "unknown key".into()));
+            let optional = ["train_limit", "test_limit", "validation_images", "teacher"];
+            if !slot.contains_key(last) && !optional.contains(&last) {
+                let mut keys: Vec<String> = slot.keys().cloned().collect();
+                keys.extend(optional.map(String::from));
+                let hint = did_you_mean(last, keys.iter(), section);
+                return Err(fail(key, format!("unknown key{hint}")));
             }
             slot.insert(last.to_string(), value);
             config = Self::parse(
@@ -611,6 +620,25 @@ impl DistillationSection {
     }
 }
 
+/// `; did you mean `SECTION.NAME`?` for the candidate closest to a mistyped `word`, when one
+/// is close enough to be a typo (a third of its letters at most).
+fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a String>,
+    section: &str,
+) -> String {
+    let dotted = |name: &str| match section {
+        "" => name.to_string(),
+        section => format!("{section}.{name}"),
+    };
+    candidates
+        .map(|candidate| (strsim::damerau_levenshtein(word, candidate), candidate))
+        .filter(|(distance, candidate)| *distance <= (candidate.len() / 3).max(1))
+        .min()
+        .map(|(_, candidate)| format!("; did you mean `{}`?", dotted(candidate)))
+        .unwrap_or_default()
+}
+
 fn key_of(path: &serde_path_to_error::Path) -> String {
     path.to_string()
         .trim_start_matches('.')
@@ -785,6 +813,25 @@ mod tests {
         let err = set(&["training.epochs=many"]).unwrap_err();
         assert_eq!(err.key, "training.epochs", "{err}");
         assert!(set(&["epochs"]).unwrap_err().reason.contains("KEY=VALUE"));
+    }
+
+    #[test]
+    fn a_mistyped_override_gets_the_nearest_key() {
+        let set = |s: &str| RunConfig::default().with_overrides(&[s.to_string()]);
+        let reason = |s: &str| set(s).unwrap_err().reason;
+        assert_eq!(
+            reason("optimizer.learning_rat=0.01"),
+            "unknown key; did you mean `optimizer.learning_rate`?"
+        );
+        assert_eq!(
+            reason("optimiser.learning_rate=0.01"),
+            "no such section; did you mean `optimizer`?"
+        );
+        assert_eq!(reason("sed=4"), "unknown key; did you mean `seed`?");
+        assert_eq!(reason("optimizer.zzz=1"), "unknown key");
+        // A value that smuggles in more TOML is refused whole, not half-applied.
+        let err = set("seed=5\n[optimizer]\nlearning_rate=5").unwrap_err();
+        assert!(err.reason.contains("line breaks"), "{err}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ struct Cli {
     #[arg(long, default_value = "artifacts/default", conflicts_with = "weights")]
     artifact_dir: PathBuf,
     /// Evaluate a PyTorch state_dict of the tutorial's model instead (.pt, .pth, .safetensors).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "shipped")]
     weights: Option<PathBuf>,
     /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU); the last two only in a
     /// build with that cargo feature (`--features wgpu`).
@@ -27,7 +27,8 @@ struct Cli {
     /// Where MNIST is [default: the run's `data.dir`, or data/mnist with --weights].
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Draw the figures into this directory [default: the run's directory; none with --weights].
+    /// Draw the figures into this directory [default: the run's directory; none with --weights
+    /// or --shipped].
     #[arg(long, value_name = "DIR")]
     figures: Option<PathBuf>,
     /// Write every test image's label and predicted digit to this CSV file.
@@ -41,6 +42,8 @@ struct Cli {
     #[arg(long, value_name = "N", requires = "save_images")]
     save_limit: Option<usize>,
     #[command(flatten)]
+    shipped: infer::cli::ShippedArgs,
+    #[command(flatten)]
     tta: infer::cli::TtaArgs,
 }
 
@@ -49,18 +52,23 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let default_data = || PathBuf::from(infer::DEFAULT_DATA_DIR);
     let (source, data_dir, figures) = match &cli.weights {
+        _ if cli.shipped.shipped => (
+            ModelSource::Shipped,
+            cli.data.unwrap_or_else(default_data),
+            cli.figures,
+        ),
         Some(weights) => (
             ModelSource::Weights(weights.clone()),
-            cli.data
-                .unwrap_or_else(|| PathBuf::from(infer::DEFAULT_DATA_DIR)),
+            cli.data.unwrap_or_else(default_data),
             cli.figures,
         ),
         None => (
             ModelSource::RunDir(cli.artifact_dir.clone()),
             match cli.data {
                 Some(dir) => dir,
-                None => infer::run_data_dir(&cli.artifact_dir)?,
+                None => infer::run_data_dir(&cli.artifact_dir).map_err(infer::cli::or_shipped)?,
             },
             Some(cli.figures.unwrap_or(cli.artifact_dir)),
         ),

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use infer::{DigitClassifier, ModelSource};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Write a training run's weights as a safetensors file that PyTorch's `load_state_dict`
@@ -18,15 +18,37 @@ struct Cli {
     /// The safetensors file to write.
     #[arg(long, value_name = "FILE.safetensors")]
     to: PathBuf,
+    #[command(flatten)]
+    shipped: infer::cli::ShippedArgs,
 }
 
 fn main() -> ExitCode {
     infer::exit_status(run(Cli::parse()))
 }
 
+/// The formats `export` writes, by the file's extension: never one under another's name.
+fn check_format(to: &Path) -> anyhow::Result<()> {
+    match to.extension().and_then(|e| e.to_str()) {
+        Some("safetensors") => Ok(()),
+        Some(other) => anyhow::bail!(
+            "{}: export writes safetensors, not .{other}; name the file with .safetensors",
+            to.display()
+        ),
+        None => anyhow::bail!(
+            "{}: no extension to tell the format; name the file with .safetensors",
+            to.display()
+        ),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let source = ModelSource::RunDir(cli.artifact_dir);
+    check_format(&cli.to)?;
+    let source = match cli.shipped.shipped {
+        true => ModelSource::Shipped,
+        false => ModelSource::RunDir(cli.artifact_dir),
+    };
     let classifier = DigitClassifier::load(&source, burn::tensor::Device::flex())
+        .map_err(infer::cli::or_shipped)
         .context("cannot load the model")?;
     // Burn's store writes beside the target and renames over it: follow links to the file
     // they name, and refuse a device or FIFO, which the rename would replace.

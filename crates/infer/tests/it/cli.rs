@@ -126,7 +126,7 @@ fn a_missing_model_is_named() {
         dir.path().to_str().unwrap(),
         "data/digits/seven-mnist.png",
     ]);
-    assert_one_line_error(&output, &["config.toml", "not found"]);
+    assert_one_line_error(&output, &["no training run here", "train --artifact-dir"]);
 
     let run = run_dir(dir.path(), 10);
     std::fs::remove_file(run.join("model.bpk")).unwrap();
@@ -398,4 +398,104 @@ fn a_model_without_its_checksum_is_refused_until_vouched_for() {
     // What the message says to run, `sha256sum`'s own line, makes it load.
     std::fs::write(&sums, kept).unwrap();
     assert!(infer(&args).status.success());
+}
+
+/// What a newcomer meets before training anything: each message names the next step.
+#[test]
+fn a_missing_run_says_how_to_make_one_or_use_the_shipped_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let nothing = dir.path().join("nothing-here");
+    let nothing = nothing.to_str().unwrap();
+    // A config given where a run belongs.
+    let output = infer(&[
+        "--model",
+        "configs/default.toml",
+        "data/digits/seven-mnist.png",
+    ]);
+    assert_one_line_error(
+        &output,
+        &[
+            "configs/default.toml: a file, not a training run's directory",
+            "--config",
+        ],
+    );
+    let to = dir.path().join("out.safetensors");
+    let to = to.to_str().unwrap();
+    for (binary, extra) in [
+        (env!("CARGO_BIN_EXE_eval"), &[][..]),
+        (env!("CARGO_BIN_EXE_export"), &["--to", to][..]),
+    ] {
+        let output = Command::new(binary)
+            .args(["--artifact-dir", nothing])
+            .args(extra)
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert_one_line_error(
+            &output,
+            &[
+                nothing,
+                "no training run here",
+                "train --artifact-dir",
+                "--shipped",
+            ],
+        );
+    }
+}
+
+#[test]
+fn eval_and_export_take_the_shipped_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
+        .args(["--shipped"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.starts_with("the shipped model on"), "{stdout}");
+    assert!(stdout.contains("test accuracy 99.37%"), "{stdout}");
+    let to = dir.path().join("shipped.safetensors");
+    let output = Command::new(env!("CARGO_BIN_EXE_export"))
+        .args(["--shipped", "--to", to.to_str().unwrap()])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(to.is_file());
+}
+
+/// The format is the extension's: a name that promises another format is refused, and
+/// nothing is written under it.
+#[test]
+fn export_refuses_a_file_name_of_another_format() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["model.onnx", "model"] {
+        let to = dir.path().join(name);
+        let output = Command::new(env!("CARGO_BIN_EXE_export"))
+            .args(["--shipped", "--to", to.to_str().unwrap()])
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert_one_line_error(&output, &[name, "safetensors"]);
+        assert!(!to.exists(), "{name} was written");
+    }
+}
+
+/// The digit `infer` names for `file` with the shipped model.
+fn named_digit(file: &Path) -> String {
+    let output = infer(&[file.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let first = stdout.lines().next().unwrap_or_default();
+    first.rsplit_once(": ").unwrap().1[..1].to_string()
+}
+
+/// A phone's photo stored upside down with an EXIF Orientation tag is read as it is shown: a
+/// 6 stays a 6, not a 9. A print workflow's CMYK JPEG is read like any other.
+#[test]
+fn exif_orientation_and_cmyk_jpegs_are_read_as_viewers_show_them() {
+    let fixtures = root().join("crates/infer/tests/fixtures");
+    assert_eq!(named_digit(&fixtures.join("six-exif-rotated.jpg")), "6");
+    assert_eq!(named_digit(&fixtures.join("five-cmyk.jpg")), "5");
 }

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 /// An HTTP client that hands back 4xx and 5xx answers instead of failing on them.
-fn client() -> ureq::Agent {
+pub(crate) fn client() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -22,7 +22,7 @@ fn classify(server: &Server, body: &[u8], content_type: Option<&str>) -> (u16, V
     answer(response)
 }
 
-fn get(server: &Server, path: &str) -> (u16, Value) {
+pub(crate) fn get(server: &Server, path: &str) -> (u16, Value) {
     let response = client()
         .get(format!("{}{path}", server.url))
         .call()
@@ -85,7 +85,10 @@ fn health_and_model_describe_the_service() {
     );
     let (status, model) = get(&server, "/api/model");
     assert_eq!(status, 200);
-    assert_eq!(model["source"], "the shipped model");
+    // Which model, exactly, and no path of the server's.
+    assert_eq!(model["label"], "shipped");
+    assert_eq!(model["sha256"].as_str().unwrap().len(), 64);
+    assert!(model.get("source").is_none(), "{model}");
     assert_eq!(model["config"]["conv1_channels"], 10);
     assert_eq!(model["test_accuracy"], 99.37);
     let page = client().get(&server.url).call().unwrap();
@@ -213,4 +216,22 @@ fn it_listens_on_this_machine_only_unless_told_otherwise() {
         .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("[default: 127.0.0.1:8080]"), "{help}");
+}
+
+#[test]
+fn an_address_without_an_interface_is_refused_with_examples() {
+    for (given, expected) in [
+        ("8080", "a port alone"),
+        ("example.org:80", "not an IP address with a port"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_serve"))
+            .args(["--addr", given])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        for part in [expected, "127.0.0.1:", "0.0.0.0:"] {
+            assert!(stderr.contains(part), "{given}: {stderr}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The server's tests, as modules of one test binary: the API end to end over HTTP, and the
 //! page in a real browser.
 
+mod abuse;
 mod api;
 mod browser;
 
@@ -46,12 +47,17 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Self {
+        Self::start_logging_to(extra, Stdio::null())
+    }
+
+    /// A server whose request log goes to `stderr`.
+    fn start_logging_to(extra: &[&str], stderr: Stdio) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_serve"))
             .args(["--addr", "127.0.0.1:0"])
             .args(extra)
             .current_dir(root())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("the serve binary runs");
         let mut first = String::new();

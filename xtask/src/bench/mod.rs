@@ -2,6 +2,9 @@
 //! machine, optionally beside the PyTorch tutorial's. Wall times and peak memory are of whole
 //! processes, as a user would see them; per-epoch figures come from each trainer's own log.
 
+mod accuracy;
+pub mod report;
+
 use crate::{backend_features, binary, cargo, workspace_root};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -49,6 +52,17 @@ pub struct Args {
     /// With `--serve`, post only this image instead of every sample digit in turn.
     #[arg(long, value_name = "FILE")]
     serve_image: Option<PathBuf>,
+    /// Seeds (1 to N) over which the default and tutorial recipes' accuracy is measured, with
+    /// the default recipe's seed 3 trained as `cargo xtask train` does; 0 skips them.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    accuracy_seeds: usize,
+    /// Also write the figures into this markdown file, headed by the command, the date and
+    /// the machine (the project's own are in docs/bench.md).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Copy the summary table and the transcript into README.md, from the file `--out` writes.
+    #[arg(long, requires = "out", conflicts_with = "no_train")]
+    readme: bool,
 }
 
 /// A finished child process: wall time, peak resident memory and what it printed.
@@ -94,26 +108,133 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     build.extend(backend_features(&args.backend));
     cargo(&build)?;
     let scratch = tempfile::tempdir()?;
-    let mut rows = vec![format!("Machine: {}", machine()), String::new()];
+    let mut summary = Summary::default();
+    let mut sections = Vec::new();
     if !args.no_train {
-        rows.extend(training_table(&args, scratch.path())?);
-        rows.push(String::new());
-        rows.extend(time_to_target_table(&args, scratch.path())?);
-        rows.push(String::new());
+        if args.accuracy_seeds > 0 {
+            sections.extend(accuracy_sections(&args, scratch.path(), &mut summary)?);
+        }
+        let rows = training_table(&args, scratch.path(), &mut summary)?;
+        sections.push(section("Training speed", &rows));
+        let rows = time_to_target_table(&args, scratch.path(), &mut summary)?;
+        sections.push(section("Time to 99 %", &rows));
     }
-    rows.extend(inference_table(&args, scratch.path())?);
+    let rows = inference_table(&args, scratch.path(), &mut summary)?;
+    sections.push(section("Inference", &rows));
     if args.serve {
-        rows.push(String::new());
-        rows.extend(serve_table(&args, scratch.path())?);
+        sections.push(section("Serving", &serve_table(&args, scratch.path())?));
     }
-    for row in rows {
-        println!("{row}");
+    sections.insert(0, summary.section());
+    let machine = machine();
+    for section in &sections {
+        println!("{section}\n");
+    }
+    println!("Machine: {machine}");
+    if let Some(out) = &args.out {
+        let command = format!("cargo xtask bench {}", command_line());
+        let text = report::document(&command, &machine, &sections);
+        std::fs::write(out, &text).with_context(|| format!("{}: cannot write", out.display()))?;
+        eprintln!("wrote {}", out.display());
+        if args.readme {
+            report::update_readme(&workspace_root().join("README.md"), &text)?;
+            eprintln!("updated README.md's summary and transcript");
+        }
     }
     Ok(())
 }
 
+/// A report section: a heading over its rows.
+fn section(heading: &str, rows: &[String]) -> String {
+    format!("## {heading}\n\n{}", rows.join("\n"))
+}
+
+/// The bench's own flags as given, for the report's heading.
+fn command_line() -> String {
+    std::env::args()
+        .skip_while(|arg| arg != "bench")
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The figures the README quotes, gathered while the tables are made.
+#[derive(Default)]
+struct Summary {
+    rows: Vec<(String, String)>,
+}
+
+impl Summary {
+    fn add(&mut self, what: impl Into<String>, figure: impl Into<String>) {
+        self.rows.push((what.into(), figure.into()));
+    }
+
+    /// The summary table, as the README shows it.
+    fn section(&self) -> String {
+        let mut table = vec!["| measured | figure |".to_string(), "| --- | --- |".into()];
+        table.extend(
+            self.rows
+                .iter()
+                .map(|(what, figure)| format!("| {what} | {figure} |")),
+        );
+        format!(
+            "## Summary\n\n{}",
+            report::wrap("summary", &table.join("\n"))
+        )
+    }
+}
+
+/// The default recipe's seed 3 as a newcomer trains it (its transcript), and the default and
+/// tutorial recipes over seeds.
+fn accuracy_sections(
+    args: &Args,
+    scratch: &Path,
+    summary: &mut Summary,
+) -> anyhow::Result<Vec<String>> {
+    let run = accuracy::default_run(&args.backend, scratch)?;
+    summary.add(
+        format!("`{}`, seed 3, {}", accuracy::DEFAULT_CONFIG, args.backend),
+        format!(
+            "**{:.2} %** test accuracy after {:.1} s of training",
+            run.accuracy, run.seconds
+        ),
+    );
+    let seeds = args.accuracy_seeds;
+    let (default, tta) = accuracy::over_seeds(
+        accuracy::DEFAULT_CONFIG,
+        seeds,
+        true,
+        &args.backend,
+        scratch,
+    )?;
+    let (tutorial, _) = accuracy::over_seeds(
+        accuracy::TUTORIAL_CONFIG,
+        seeds,
+        false,
+        &args.backend,
+        scratch,
+    )?;
+    let over = |config: &str| {
+        format!("`{config}`, seeds 1–{seeds}: test accuracy, mean ± std (min – max)")
+    };
+    summary.add(over(accuracy::DEFAULT_CONFIG), format!("**{default}**"));
+    if let Some(tta) = tta {
+        summary.add("the same models with `--tta`", tta.to_string());
+    }
+    summary.add(over(accuracy::TUTORIAL_CONFIG), tutorial.to_string());
+    let transcript = format!("```text\n$ cargo xtask train\n{}```", run.transcript);
+    Ok(vec![format!(
+        "## What `cargo xtask train` prints\n\nThe default recipe, seed 3, its output not a terminal \
+         (in a terminal, Burn's TUI shows instead):\n\n{}",
+        report::wrap("transcript", &transcript)
+    )])
+}
+
 /// Each trainer's median run, and this project's ratio to each PyTorch pipeline.
-fn training_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<String>> {
+fn training_table(
+    args: &Args,
+    scratch: &Path,
+    summary: &mut Summary,
+) -> anyhow::Result<Vec<String>> {
     let mut trainers = vec![Trainer::Burn];
     if args.pytorch.is_some() {
         trainers.extend([Trainer::PytorchTutorial, Trainer::PytorchPreloaded]);
@@ -127,6 +248,14 @@ fn training_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<String>> {
         }
     }
     let medians: Vec<Training> = runs.iter().map(|runs| median(runs)).collect();
+    summary.add(
+        format!(
+            "`{}`, one training epoch (training pass, median), {}",
+            args.config.display(),
+            args.backend
+        ),
+        format!("{:.2} s", medians[0].epoch_seconds),
+    );
     let mut rows = vec![
         format!(
             "| trainer ({} epochs, {}) | s per epoch (training pass) | training images/s | evaluation images/s | wall time | peak memory | test accuracy |",
@@ -184,7 +313,11 @@ const TARGET_ACCURACY: f64 = 99.0;
 /// The fast recipe trained with seeds 1 to N (one `train --seeds` run): each seed's training
 /// seconds (the training passes, as in the table above: no evaluation, no loading) and test
 /// accuracy, and their mean.
-fn time_to_target_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<String>> {
+fn time_to_target_table(
+    args: &Args,
+    scratch: &Path,
+    summary: &mut Summary,
+) -> anyhow::Result<Vec<String>> {
     let config = std::path::absolute(&args.fast_config)?;
     let seeds = args.fast_seeds.max(1);
     let runs = scratch.join("fast");
@@ -225,6 +358,16 @@ fn time_to_target_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<Strin
         seconds.push(trained);
     }
     let mean = seconds.iter().sum::<f64>() / seconds.len() as f64;
+    summary.add(
+        format!(
+            "`{}` to {TARGET_ACCURACY} %, seeds 1–{seeds}, {}",
+            args.fast_config.display(),
+            args.backend
+        ),
+        format!(
+            "{mean:.2} s of training on average; {reached} of {seeds} seeds reached {TARGET_ACCURACY} %"
+        ),
+    );
     rows.push(format!(
         "| mean | {mean:.2} s | {reached} of {} seeds reached {TARGET_ACCURACY} % |",
         seconds.len()
@@ -233,7 +376,11 @@ fn time_to_target_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<Strin
 }
 
 /// `infer` on one image (median of `args.runs` processes) and on a folder of 1,000.
-fn inference_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<String>> {
+fn inference_table(
+    args: &Args,
+    scratch: &Path,
+    summary: &mut Summary,
+) -> anyhow::Result<Vec<String>> {
     let mut rows = vec![
         "| inference | rate | wall time | peak memory |".to_string(),
         "| --- | --- | --- | --- |".into(),
@@ -252,11 +399,16 @@ fn inference_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<String>> {
         one_peak = one_peak.max(measured.peak_bytes);
     }
     one.sort();
+    let median_ms = one[one.len() / 2].as_secs_f64() * 1e3;
+    summary.add(
+        format!("`infer` on one image, the whole process, {}", args.backend),
+        format!("{median_ms:.1} ms"),
+    );
     rows.push(format!(
         "| infer 1 image, {} | median of {} runs | {:.1} ms | {} |",
         args.backend,
         one.len(),
-        one[one.len() / 2].as_secs_f64() * 1e3,
+        median_ms,
         megabytes(one_peak)
     ));
 
