@@ -23,8 +23,8 @@ use tokio::sync::Semaphore;
 pub struct AppState {
     /// The network, behind its batching queue.
     pub batcher: Batcher,
-    /// What `/api/model` says.
-    pub model: ModelInfo,
+    /// What `/api/model` says; replaced when the model is reloaded.
+    pub model: std::sync::RwLock<ModelInfo>,
     /// What `/metrics` says.
     pub metrics: Arc<Metrics>,
     /// The bounds on what requests may take.
@@ -39,6 +39,8 @@ pub struct AppState {
     pub in_flight: Arc<Semaphore>,
     /// Set once shutdown begins: `/readyz` then says not ready.
     pub draining: Arc<AtomicBool>,
+    /// The model's name in the Open Inference Protocol's paths (`/v2/models/NAME`).
+    pub model_name: String,
     /// Whether the server listens on this machine only, and so answers only requests that
     /// name it (`localhost`, a loopback address).
     pub local_only: bool,
@@ -70,6 +72,16 @@ impl Default for RequestLimits {
 }
 
 impl AppState {
+    /// The model that answers now.
+    pub fn model(&self) -> ModelInfo {
+        // A panic while the lock was held cannot leave a half-written ModelInfo: it is
+        // replaced whole.
+        match self.model.read() {
+            Ok(model) => model.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     /// The state for `batcher`'s model, within `limits`.
     pub fn new(
         batcher: Batcher,
@@ -83,7 +95,7 @@ impl AppState {
             .min(Semaphore::MAX_PERMITS);
         Self {
             batcher,
-            model,
+            model: std::sync::RwLock::new(model),
             metrics,
             decoding: Arc::new(Semaphore::new(2 * cores)),
             decode_budget: Arc::new(Semaphore::new(budget_kib)),
@@ -91,6 +103,7 @@ impl AppState {
             limits,
             draining: Arc::new(AtomicBool::new(false)),
             local_only: false,
+            model_name: "mnist".into(),
         }
     }
 }
@@ -103,15 +116,22 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    /// A failure with `status`, said in `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    /// 400: the request itself is wrong.
+    pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404: nothing by that name.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
     }
 
     /// A request meant for another server.
@@ -178,7 +198,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 /// `GET /api/model`: which model answers (a label and its SHA-256, no path), its
 /// architecture and its recorded accuracy.
 pub async fn model(State(state): State<Arc<AppState>>) -> Json<Value> {
-    let model = &state.model;
+    let model = state.model();
     Json(json!({
         "label": model.label,
         "sha256": model.sha256,
@@ -209,7 +229,7 @@ pub async fn classify(
 ///
 /// The permits travel with the work: a client that hangs up drops this future, not the
 /// decode, which keeps its share of the budget until it really ends.
-async fn preprocess(
+pub(crate) async fn preprocess(
     state: &AppState,
     name: String,
     image: Bytes,
@@ -312,7 +332,7 @@ async fn read_image(request: Request, limit: usize) -> Result<(String, Bytes), A
 /// A body over the limit is still read to its end, up to `limit` more bytes that are thrown
 /// away, before the 413 goes out: a connection closed with data left unread is reset by the
 /// kernel, and the client would lose the answer.
-async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let mut kept = Vec::new();
     let mut total = 0usize;
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {

@@ -21,6 +21,8 @@ struct Job {
 #[derive(Clone)]
 pub struct Batcher {
     jobs: mpsc::SyncSender<Job>,
+    /// Networks to answer with from the next batch on.
+    replacements: mpsc::Sender<DigitClassifier>,
     metrics: Arc<Metrics>,
 }
 
@@ -39,12 +41,25 @@ impl Batcher {
     /// Starts the thread that owns `classifier`, with room for `capacity` waiting images.
     pub fn start(classifier: DigitClassifier, capacity: usize, metrics: Arc<Metrics>) -> Self {
         let (jobs, queue) = mpsc::sync_channel::<Job>(capacity);
+        let (replacements, replaced) = mpsc::channel();
         let thread_metrics = metrics.clone();
         std::thread::Builder::new()
             .name("classifier".into())
-            .spawn(move || run(&classifier, &queue, &thread_metrics))
+            .spawn(move || run(classifier, &queue, &replaced, &thread_metrics))
             .expect("the classifier thread starts");
-        Self { jobs, metrics }
+        Self {
+            jobs,
+            replacements,
+            metrics,
+        }
+    }
+
+    /// Answers with `classifier` from the next batch on; the batch being classified, if any,
+    /// finishes with the network it started with.
+    pub fn replace(&self, classifier: DigitClassifier) -> Result<(), Unanswered> {
+        self.replacements
+            .send(classifier)
+            .map_err(|_| Unanswered::Stopped)
     }
 
     /// Classifies one preprocessed image, together with whatever else is waiting.
@@ -52,6 +67,34 @@ impl Batcher {
         &self,
         pixels: [u8; PIXELS],
     ) -> Result<Result<Prediction, ClassifyError>, Unanswered> {
+        let answer = self.enqueue(pixels)?;
+        answer.await.map_err(|_| Unanswered::Stopped)
+    }
+
+    /// Classifies several images, queued together so they share forward passes.
+    pub async fn classify_all(
+        &self,
+        images: &[[u8; PIXELS]],
+    ) -> Result<Result<Vec<Prediction>, ClassifyError>, Unanswered> {
+        let answers = images
+            .iter()
+            .map(|pixels| self.enqueue(*pixels))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut predictions = Vec::with_capacity(answers.len());
+        for answer in answers {
+            match answer.await.map_err(|_| Unanswered::Stopped)? {
+                Ok(prediction) => predictions.push(prediction),
+                Err(error) => return Ok(Err(error)),
+            }
+        }
+        Ok(Ok(predictions))
+    }
+
+    /// Puts one image in the queue; where its answer will come.
+    fn enqueue(
+        &self,
+        pixels: [u8; PIXELS],
+    ) -> Result<oneshot::Receiver<Result<Prediction, ClassifyError>>, Unanswered> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .try_send(Job { pixels, reply })
@@ -60,14 +103,23 @@ impl Batcher {
                 mpsc::TrySendError::Disconnected(_) => Unanswered::Stopped,
             })?;
         self.metrics.queue_depth.inc();
-        answer.await.map_err(|_| Unanswered::Stopped)
+        Ok(answer)
     }
 }
 
 /// Waits for a job, takes every other job already queued (up to [`MAX_BATCH`]), classifies
-/// them in one pass and answers each; ends when every [`Batcher`] is gone.
-fn run(classifier: &DigitClassifier, queue: &mpsc::Receiver<Job>, metrics: &Metrics) {
+/// them in one pass (with the latest network replaced in) and answers each; ends when every
+/// [`Batcher`] is gone.
+fn run(
+    mut classifier: DigitClassifier,
+    queue: &mpsc::Receiver<Job>,
+    replaced: &mpsc::Receiver<DigitClassifier>,
+    metrics: &Metrics,
+) {
     while let Ok(first) = queue.recv() {
+        if let Some(latest) = replaced.try_iter().last() {
+            classifier = latest;
+        }
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
             match queue.try_recv() {

@@ -7,6 +7,8 @@
 pub mod api;
 pub mod batcher;
 pub mod metrics;
+pub mod oip;
+pub mod reload;
 pub mod server;
 
 use api::{ApiError, AppState};
@@ -23,25 +25,31 @@ use std::time::Instant;
 
 /// The drawing page: one file, no build step, nothing fetched from elsewhere.
 const PAGE: &str = include_str!("../static/index.html");
+/// The API's description, OpenAPI 3: every route below, checked against it by the tests and
+/// by schemathesis in CI.
+pub const OPENAPI: &str = include_str!("../static/openapi.json");
 
 /// The service: the page, the API, probes and metrics, JSON errors for unknown paths and wrong
 /// methods; security headers on every answer, and a log line per request on stderr.
-pub fn app(state: AppState, log: LogFormat) -> Router {
+pub fn app(state: Arc<AppState>, log: LogFormat) -> Router {
     let body_limit = state.limits.body_bytes;
-    let state = Arc::new(state);
     // The work that costs: bounded in number and in time.
-    let classify = post(api::classify).layer(middleware::from_fn_with_state(
-        state.clone(),
-        admit_and_time_out,
-    ));
+    let bounded = middleware::from_fn_with_state(state.clone(), admit_and_time_out);
     Router::new()
         .route("/", get(page))
-        .route("/api/classify", classify)
+        .route("/api/classify", post(api::classify).layer(bounded.clone()))
+        .route("/v2", get(oip::server_metadata))
+        .route("/v2/health/live", get(oip::live))
+        .route("/v2/health/ready", get(oip::ready))
+        .route("/v2/models/{name}", get(oip::model_metadata))
+        .route("/v2/models/{name}/ready", get(oip::model_ready))
+        .route("/v2/models/{name}/infer", post(oip::infer).layer(bounded))
         .route("/api/health", get(api::health))
         .route("/api/model", get(api::model))
         .route("/livez", get(api::live))
         .route("/readyz", get(api::ready))
         .route("/metrics", get(api::metrics))
+        .route("/openapi.json", get(openapi))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         // The classify handler reads the raw body under this limit itself, to answer 413 in
@@ -56,6 +64,10 @@ pub fn app(state: AppState, log: LogFormat) -> Router {
 
 async fn page() -> Html<&'static str> {
     Html(PAGE)
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 /// Admits a request if fewer than the limit are being served (503 with `Retry-After` at

@@ -8,6 +8,7 @@ use infer::cli::{ModelArgs, TtaArgs};
 use serve::api::{AppState, RequestLimits};
 use serve::batcher::Batcher;
 use serve::metrics::Metrics;
+use serve::reload::Reloader;
 use serve::server::{self, ConnectionLimits};
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -27,6 +28,9 @@ struct Cli {
     /// e.g. `--addr 0.0.0.0:8080` for every network this machine is on.
     #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_address)]
     addr: SocketAddr,
+    /// The model's name in the Open Inference Protocol's paths (`/v2/models/NAME/infer`).
+    #[arg(long, default_value = "mnist", value_parser = model_name)]
+    name: String,
     #[command(flatten)]
     limits: LimitArgs,
     /// How each request is logged on stderr.
@@ -106,6 +110,16 @@ fn listen_address(text: &str) -> Result<SocketAddr, String> {
     ))
 }
 
+/// `--name`: what can stand in a URL path segment as it is.
+fn model_name(text: &str) -> Result<String, String> {
+    let fits = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    if (1..=64).contains(&text.len()) && text.chars().all(fits) {
+        Ok(text.to_string())
+    } else {
+        Err("1 to 64 letters, digits, '-', '_' or '.'".into())
+    }
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -120,6 +134,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let source = cli.model.source();
     let ready = cli.model.backend.init()?;
     let info = source.info().context("cannot load the model")?;
+    let reloader = Reloader {
+        source: source.clone(),
+        device: ready.device.clone(),
+        shifted_copies: cli.tta.tta,
+    };
     let classifier = DigitClassifier::load(&source, ready.device)
         .context("cannot load the model")?
         .with_shifted_copies(cli.tta.tta);
@@ -130,10 +149,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .context("the model cannot classify")?;
     let metrics = Arc::new(Metrics::new(&info.label, &info.sha256));
     let limits = cli.limits.requests();
-    let batcher = Batcher::start(classifier, limits.max_in_flight, metrics.clone());
+    // Room for every image the admitted requests may bring.
+    let capacity = limits.max_in_flight.saturating_mul(serve::oip::MAX_IMAGES);
+    let batcher = Batcher::start(classifier, capacity, metrics.clone());
     let mut state = AppState::new(batcher, info, metrics, limits);
     state.local_only = cli.addr.ip().is_loopback();
+    state.model_name = cli.name.clone();
     let draining = state.draining.clone();
+    let state = Arc::new(state);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(cli.addr)
@@ -147,6 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             source.describe(),
             ready.description
         );
+        tokio::spawn(reload_on_hangup(reloader, state.clone()));
         let app = serve::app(state, cli.log_format);
         let connections = cli.limits.connections();
         let shutdown = async move {
@@ -169,6 +193,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// A line on stderr; a log nobody can read is no reason to fail.
 fn log(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Loads the model again at each SIGHUP, keeping the old one when that fails.
+async fn reload_on_hangup(reloader: Reloader, state: Arc<AppState>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match reloader.reload(&state).await {
+                Ok(info) => log(&format!("reloaded {} (sha256 {})", info.label, info.sha256)),
+                Err(error) => log(&format!(
+                    "reload failed, the model loaded before keeps serving: {error}"
+                )),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (reloader, state);
 }
 
 /// The first Ctrl-C or SIGTERM (what service managers and containers send) starts a drain;

@@ -36,6 +36,13 @@ pub struct RejectLabels {
     pub reason: &'static str,
 }
 
+/// How a reload ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `ok` or `failed`.
+    pub result: &'static str,
+}
+
 /// Which model answers.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelLabels {
@@ -62,6 +69,8 @@ pub struct Metrics {
     pub rejected: Family<RejectLabels, Counter>,
     /// Always 1, labelled with the model that answers.
     pub model: Family<ModelLabels, Gauge>,
+    /// Reloads, by how they ended.
+    pub reloads: Family<ReloadLabels, Counter>,
 }
 
 impl Metrics {
@@ -105,13 +114,13 @@ impl Metrics {
         );
         let model = Family::<ModelLabels, Gauge>::default();
         registry.register("model_info", "The model that answers", model.clone());
-        model
-            .get_or_create(&ModelLabels {
-                label: label.to_string(),
-                sha256: sha256.to_string(),
-            })
-            .set(1);
-        Self {
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "model_reloads",
+            "Reloads of the model (SIGHUP), by result",
+            reloads.clone(),
+        );
+        let metrics = Self {
             registry,
             requests,
             latency,
@@ -120,7 +129,26 @@ impl Metrics {
             in_flight,
             rejected,
             model,
-        }
+            reloads,
+        };
+        metrics.serving(label, sha256);
+        metrics
+    }
+
+    /// Labels `model_info` with the model that answers from now on.
+    pub fn serving(&self, label: &str, sha256: &str) {
+        self.model.clear();
+        self.model
+            .get_or_create(&ModelLabels {
+                label: label.to_string(),
+                sha256: sha256.to_string(),
+            })
+            .set(1);
+    }
+
+    /// Counts a reload that ended with `result` (`ok` or `failed`).
+    pub fn reloaded(&self, result: &'static str) {
+        self.reloads.get_or_create(&ReloadLabels { result }).inc();
     }
 
     /// Counts one refusal.

@@ -205,3 +205,77 @@ fn a_request_for_another_host_is_refused() {
     );
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+/// A run directory holding the shipped model, as `train` would have left it.
+fn shipped_run(dir: &std::path::Path) -> std::path::PathBuf {
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let shipped = crate::root().join("crates/infer/model");
+    for file in [
+        "model.bpk",
+        "model.bpk.sha256",
+        "config.toml",
+        "summary.json",
+    ] {
+        std::fs::copy(shipped.join(file), run.join(file)).unwrap();
+    }
+    run
+}
+
+/// Sends SIGHUP and waits until `/metrics` counts `expected` reloads with `result`.
+fn reload(server: &Server, result: &str, expected: usize) -> String {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let line = format!("model_reloads_total{{result=\"{result}\"}} {expected}");
+    let started = Instant::now();
+    loop {
+        let (_, metrics) = text(server, "/metrics");
+        if metrics.contains(&line) {
+            return metrics;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGHUP loads the model again while clients are served; a damaged model is refused and
+/// the old one keeps answering.
+#[test]
+fn sighup_reloads_the_model_and_a_damaged_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = shipped_run(dir.path());
+    let server = Server::start(&["--model", run.to_str().unwrap()]);
+    let seven = std::fs::read(crate::root().join("data/digits/seven-mnist.png")).unwrap();
+    let answers = |count: usize| {
+        for _ in 0..count {
+            let response = client()
+                .post(format!("{}/api/classify", server.url))
+                .header("Content-Type", "image/png")
+                .send(&seven[..])
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+        }
+    };
+    std::thread::scope(|scope| {
+        let load = scope.spawn(|| answers(200));
+        for round in 1..=3 {
+            reload(&server, "ok", round);
+        }
+        load.join().unwrap();
+    });
+    let (_, model) = get(&server, "/api/model");
+    let sha256 = model["sha256"].as_str().unwrap().to_string();
+    // A flipped byte in the weights: the checksum refuses it, the old model goes on.
+    let record = run.join("model.bpk");
+    let mut bytes = std::fs::read(&record).unwrap();
+    let at = bytes.len() - 16;
+    bytes[at] ^= 0x40;
+    std::fs::write(&record, &bytes).unwrap();
+    let metrics = reload(&server, "failed", 1);
+    assert!(metrics.contains(&sha256), "{metrics}");
+    answers(5);
+    assert_eq!(get(&server, "/api/model").1["sha256"], sha256.as_str());
+}

@@ -235,3 +235,28 @@ fn an_address_without_an_interface_is_refused_with_examples() {
         }
     }
 }
+
+/// Every route the server has is described in `/openapi.json`, and every path described is a
+/// route (schemathesis, in CI, then checks the answers against the description).
+#[test]
+fn the_openapi_description_covers_every_route() {
+    let source = std::fs::read_to_string(crate::root().join("crates/serve/src/lib.rs")).unwrap();
+    let mut routes: Vec<&str> = source
+        .split(".route(\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    routes.sort();
+    let server = Server::start(&[]);
+    let (status, description) = get(&server, "/openapi.json");
+    assert_eq!(status, 200);
+    assert!(description["openapi"].as_str().unwrap().starts_with("3."));
+    let mut described: Vec<String> = description["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    described.sort();
+    assert_eq!(routes, described);
+}

@@ -4,6 +4,7 @@
 mod abuse;
 mod api;
 mod browser;
+mod oip;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -72,6 +73,11 @@ impl Server {
             .trim_end_matches('/')
             .to_string();
         Self { child, url }
+    }
+
+    /// The server's process id.
+    fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM and waits for the process to end.
