@@ -16,6 +16,8 @@ pub struct Load {
     pub seconds: f64,
     /// Each successful request's latency, in milliseconds, sorted.
     pub latencies_ms: Vec<f64>,
+    /// Each request refused for capacity (503)'s latency, in milliseconds, sorted.
+    pub refused_ms: Vec<f64>,
 }
 
 impl Load {
@@ -26,12 +28,22 @@ impl Load {
 
     /// The latency below which a share `q` of the requests finished.
     pub fn percentile(&self, q: f64) -> f64 {
-        if self.latencies_ms.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((self.latencies_ms.len() as f64 * q).ceil() as usize).max(1) - 1;
-        self.latencies_ms[rank.min(self.latencies_ms.len() - 1)]
+        percentile(&self.latencies_ms, q)
     }
+
+    /// The same, over the requests refused for capacity.
+    pub fn refused_percentile(&self, q: f64) -> f64 {
+        percentile(&self.refused_ms, q)
+    }
+}
+
+/// The value below which a share `q` of the sorted `values` lie.
+fn percentile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((values.len() as f64 * q).ceil() as usize).max(1) - 1;
+    values[rank.min(values.len() - 1)]
 }
 
 /// Sends `requests` POSTs of `payloads` (round-robin) from `clients` connections at once,
@@ -45,7 +57,7 @@ pub fn run(
 ) -> Load {
     let next = AtomicUsize::new(0);
     let started = Instant::now();
-    let results: Vec<(Vec<f64>, usize)> = std::thread::scope(|scope| {
+    let results: Vec<Answered> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..clients)
             .map(|_| scope.spawn(|| client(addr, payloads, &next, requests, started + limit)))
             .collect();
@@ -55,31 +67,44 @@ pub fn run(
             .collect()
     });
     let seconds = started.elapsed().as_secs_f64();
-    let mut latencies_ms: Vec<f64> = results.iter().flat_map(|(l, _)| l.clone()).collect();
-    latencies_ms.sort_by(f64::total_cmp);
+    let sorted = |pick: fn(&Answered) -> &Vec<f64>| {
+        let mut all: Vec<f64> = results.iter().flat_map(|r| pick(r).clone()).collect();
+        all.sort_by(f64::total_cmp);
+        all
+    };
+    let latencies_ms = sorted(|r| &r.ok_ms);
+    let refused_ms = sorted(|r| &r.refused_ms);
     Load {
         ok: latencies_ms.len(),
-        errors: results.iter().map(|(_, errors)| errors).sum(),
+        errors: results.iter().map(|r| r.errors).sum(),
         seconds,
         latencies_ms,
+        refused_ms,
     }
 }
 
-/// One client: takes request numbers until they run out or time does; its latencies and
-/// errors.
+/// What one client saw: latencies of answers and of refusals (503), and other failures.
+#[derive(Default)]
+struct Answered {
+    ok_ms: Vec<f64>,
+    refused_ms: Vec<f64>,
+    errors: usize,
+}
+
+/// One client: takes request numbers until they run out or time does; what it saw.
 fn client(
     addr: SocketAddr,
     payloads: &[Vec<u8>],
     next: &AtomicUsize,
     requests: usize,
     deadline: Instant,
-) -> (Vec<f64>, usize) {
-    let (mut latencies, mut errors) = (Vec::new(), 0);
+) -> Answered {
+    let mut seen = Answered::default();
     let mut connection = None;
     loop {
         let index = next.fetch_add(1, Ordering::Relaxed);
         if index >= requests || Instant::now() > deadline {
-            return (latencies, errors);
+            return seen;
         }
         let payload = &payloads[index % payloads.len()];
         let started = Instant::now();
@@ -90,16 +115,18 @@ fn client(
                 Ok(BufReader::new(stream))
             }),
         };
-        match stream.and_then(|mut stream| post(&mut stream, payload).map(|(s, _)| (s, stream))) {
-            Ok((200, stream)) => {
-                latencies.push(started.elapsed().as_secs_f64() * 1e3);
+        let answered = stream.and_then(|mut s| post(&mut s, payload).map(|(code, _)| (code, s)));
+        let millis = started.elapsed().as_secs_f64() * 1e3;
+        match answered {
+            Ok((status, stream)) => {
+                match status {
+                    200 => seen.ok_ms.push(millis),
+                    503 => seen.refused_ms.push(millis),
+                    _ => seen.errors += 1,
+                }
                 connection = Some(stream);
             }
-            Ok((_, stream)) => {
-                errors += 1;
-                connection = Some(stream);
-            }
-            Err(_) => errors += 1,
+            Err(_) => seen.errors += 1,
         }
     }
 }
@@ -120,6 +147,19 @@ fn post(stream: &mut BufReader<TcpStream>, body: &[u8]) -> std::io::Result<(u16,
     request.extend_from_slice(body);
     // One write: the server sees the whole request at once.
     stream.get_mut().write_all(&request)?;
+    read_answer(stream)
+}
+
+/// One `GET path` on a new connection: the answer's status and body.
+pub fn get_once(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = BufReader::new(TcpStream::connect(addr)?);
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    stream.get_mut().write_all(request.as_bytes())?;
+    read_answer(&mut stream)
+}
+
+/// An HTTP/1.1 answer's status and body (sized by its `Content-Length`).
+fn read_answer(stream: &mut BufReader<TcpStream>) -> std::io::Result<(u16, Vec<u8>)> {
     let mut line = String::new();
     stream.read_line(&mut line)?;
     let status = line
@@ -156,7 +196,9 @@ mod tests {
             errors: 0,
             seconds: 2.0,
             latencies_ms: (1..=100).map(f64::from).collect(),
+            refused_ms: vec![3.0],
         };
+        assert_eq!(load.refused_percentile(0.99), 3.0);
         assert_eq!(load.rate(), 50.0);
         assert_eq!(load.percentile(0.5), 50.0);
         assert_eq!(load.percentile(0.99), 99.0);

@@ -5,6 +5,7 @@
 //! (`cargo xtask train --help` is the trainer's own help), so a flag is defined once.
 
 mod bench;
+mod container;
 mod forward;
 mod load;
 #[cfg(test)]
@@ -37,6 +38,9 @@ enum Task {
     /// Time training, inference and (with `--serve`) the HTTP server, with peak memory, as
     /// markdown tables.
     Bench(bench::Args),
+    /// Build the `serve` container image (FROM scratch, a static serve with the shipped
+    /// model); `--check` runs it and classifies a sample.
+    Container(container::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Task::Eval(args) => forward::run("infer", "eval", args),
         Task::Export(args) => forward::run("infer", "export", args),
         Task::Bench(args) => bench::run(args),
+        Task::Container(args) => container::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

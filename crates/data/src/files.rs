@@ -19,7 +19,13 @@ pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     // Opening a FIFO for reading waits for a writer unless asked not to.
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let file = options.open(path)?;
+    // A socket cannot be opened at all ("no such device or address"): say what it is.
+    let file = options
+        .open(path)
+        .map_err(|error| match std::fs::metadata(path) {
+            Ok(metadata) if !metadata.is_file() => not_a_regular_file(&metadata, ""),
+            _ => error,
+        })?;
     let metadata = file.metadata()?;
     if !metadata.is_file() {
         return Err(not_a_regular_file(&metadata, ""));
@@ -96,9 +102,14 @@ fn file_name(path: &Path) -> std::borrow::Cow<'_, str> {
     path.file_name().unwrap_or_default().to_string_lossy()
 }
 
-/// Checks `bytes` against the first word of a `sha256sum` line, `text`, read from `origin`.
+/// Checks `bytes` against the SHA-256 in `text`, read from `origin`: a `sha256sum` line
+/// (`HEX  NAME`) or its `--tag` form (`SHA256 (NAME) = HEX`), in either case.
 pub fn matches_checksum(text: &str, bytes: &[u8], origin: &str) -> Result<(), String> {
-    let expected = text.split_whitespace().next().unwrap_or_default();
+    let Some(expected) = checksum_in(text) else {
+        return Err(format!(
+            "{origin} holds no SHA-256 (64 hex digits, as `sha256sum` writes them)"
+        ));
+    };
     if expected == sha256_hex(bytes) {
         Ok(())
     } else {
@@ -106,6 +117,17 @@ pub fn matches_checksum(text: &str, bytes: &[u8], origin: &str) -> Result<(), St
             "does not match its checksum in {origin}: the file is damaged or was changed"
         ))
     }
+}
+
+/// The SHA-256 a checksum file's first line holds, lowercased; `None` if it holds none.
+fn checksum_in(text: &str) -> Option<String> {
+    let line = text.lines().next()?.trim();
+    let hex = match line.strip_prefix("SHA256 (") {
+        Some(tagged) => tagged.rsplit_once(") = ")?.1,
+        None => line.split_whitespace().next()?,
+    };
+    let is_sha256 = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    is_sha256.then(|| hex.to_ascii_lowercase())
 }
 
 /// The file a write to `path` lands in: `path` itself, or what its chain of symbolic links
@@ -167,12 +189,40 @@ fn file_kind(kind: &std::fs::FileType) -> &'static str {
     }
 }
 
-/// Writes `bytes` to a temporary file beside `path`, flushes it to disk, then renames it over
-/// `path`: readers see the old file or the new one, never a torn one. A symbolic link is
-/// written through, to the file it names, and stays a link; a target that is not a regular
-/// file (a device, a FIFO, a directory) is refused, since the rename would replace it.
+/// Writes `bytes` to a file whose name this program made up (`model.bpk`, `metrics.csv`,
+/// `0003-seven.png`) in a folder it was given: through a temporary file beside it, flushed,
+/// then renamed over it, so readers see the old file or the new one, never a torn one.
+/// Whatever else is found under that name is refused, never written through nor replaced: a
+/// symbolic link (someone else may have planted it in the folder), a device, a FIFO, a
+/// directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let path = &write_target(path)?;
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+        Ok(metadata) if metadata.file_type().is_symlink() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a symbolic link, where this program writes a file of its own: remove the \
+                 link, or write elsewhere",
+            ));
+        }
+        Ok(metadata) if !metadata.is_file() => {
+            return Err(not_a_regular_file(&metadata, ": name a file to write"));
+        }
+        Ok(_) => {}
+    }
+    replace_file(path, bytes)
+}
+
+/// [`write_atomic`] for a path the user named (`--predictions FILE`): a symbolic link is
+/// written through, to the file it names, and stays a link, as the user asked; a target that
+/// is not a regular file is refused.
+pub fn write_named_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace_file(&write_target(path)?, bytes)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, flushes it, renames it over `path`.
+fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -234,7 +284,12 @@ mod tests {
         std::fs::write(&real, b"old").unwrap();
         let link = dir.path().join("link.json");
         std::os::unix::fs::symlink("real.json", &link).unwrap();
-        write_atomic(&link, b"new").unwrap();
+        // A name this program made up is never written through a link.
+        let err = write_atomic(&link, b"new").unwrap_err();
+        assert!(err.to_string().contains("a symbolic link"), "{err}");
+        assert_eq!(std::fs::read(&real).unwrap(), b"old");
+        // A path the user named is.
+        write_named_file(&link, b"new").unwrap();
         assert!(
             std::fs::symlink_metadata(&link)
                 .unwrap()
@@ -245,7 +300,7 @@ mod tests {
         // A dangling link makes the file it names.
         let dangling = dir.path().join("dangling.json");
         std::os::unix::fs::symlink(dir.path().join("made.json"), &dangling).unwrap();
-        write_atomic(&dangling, b"made").unwrap();
+        write_named_file(&dangling, b"made").unwrap();
         assert_eq!(
             std::fs::read(dir.path().join("made.json")).unwrap(),
             b"made"
@@ -268,8 +323,10 @@ mod tests {
         // A loop of links is refused, not followed for ever.
         std::os::unix::fs::symlink("loop-b", dir.path().join("loop-a")).unwrap();
         std::os::unix::fs::symlink("loop-a", dir.path().join("loop-b")).unwrap();
-        let err = write_atomic(&dir.path().join("loop-a"), b"x").unwrap_err();
+        let err = write_named_file(&dir.path().join("loop-a"), b"x").unwrap_err();
         assert!(err.to_string().contains("symbolic links"), "{err}");
+        let err = write_atomic(&dir.path().join("loop-a"), b"x").unwrap_err();
+        assert!(err.to_string().contains("a symbolic link"), "{err}");
     }
 
     #[test]
@@ -294,6 +351,37 @@ mod tests {
             err.contains("no checksum") && err.contains("sha256sum old.bpk > old.bpk.sha256"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_checksum_is_read_in_any_form_sha256sum_writes() {
+        let bytes = b"weights";
+        let hex = sha256_hex(bytes);
+        for text in [
+            format!("{hex}  model.bpk\n"),
+            format!("{}  model.bpk\n", hex.to_uppercase()),
+            format!("SHA256 (model.bpk) = {hex}\n"),
+            format!("{hex} *model.bpk"),
+        ] {
+            assert_eq!(matches_checksum(&text, bytes, "s"), Ok(()), "{text}");
+        }
+        for text in ["", "\n", "not a checksum", "SHA256 (model.bpk) = 12"] {
+            let err = matches_checksum(text, bytes, "model.bpk.sha256").unwrap_err();
+            assert!(err.contains("holds no SHA-256"), "{text:?}: {err}");
+        }
+        let other = sha256_hex(b"other");
+        let err = matches_checksum(&other, bytes, "s").unwrap_err();
+        assert!(err.contains("damaged"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_socket_is_named_as_a_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("image.png");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let err = read_bounded(&path, 1024).unwrap_err();
+        assert!(err.to_string().contains("a socket"), "{err}");
     }
 
     #[test]

@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {error}")]
     Io {
         /// The image file.
         path: PathBuf,
         /// What the system said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file has no bytes.
     #[error("{path}: empty file")]
@@ -82,10 +82,10 @@ const MIN_CONTRAST: f32 = 24.0;
 
 /// Reads and preprocesses the image file at `path`.
 pub fn preprocess_image(path: &Path) -> Result<[u8; PIXELS], PreprocessError> {
-    let bytes = crate::read_bounded(path, crate::MAX_IMAGE_FILE_BYTES).map_err(|source| {
+    let bytes = crate::read_bounded(path, crate::MAX_IMAGE_FILE_BYTES).map_err(|error| {
         PreprocessError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     })?;
     preprocess_bytes(&bytes, path)

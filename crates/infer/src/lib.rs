@@ -6,6 +6,7 @@
 
 mod classify;
 pub mod cli;
+pub mod console;
 mod evaluation;
 pub mod figures;
 mod files;
@@ -26,7 +27,7 @@ pub fn exit_status(result: Result<(), impl std::fmt::Display>) -> std::process::
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            console::note(format_args!("error: {error:#}"));
             std::process::ExitCode::FAILURE
         }
     }

@@ -82,8 +82,8 @@ pub enum LoadError {
     NotFinite {
         /// The model, as [`ModelSource::describe`] names it.
         model: String,
-        /// The first parameter found with such values.
-        parameter: &'static str,
+        /// The first parameter found with such values, as the model's file names it.
+        parameter: String,
     },
     /// PyTorch weights that cannot be imported.
     #[error(transparent)]
@@ -259,6 +259,11 @@ impl DigitClassifier {
         // rather than answering NaN for every image.
         let cnn = cnn.with_parameters_in(FloatDType::F32);
         if let Some(parameter) = cnn.non_finite_parameter() {
+            // Named as the file at fault names it: PyTorch's files use the tutorial's indices.
+            let parameter = match source {
+                ModelSource::Weights(_) => model::pytorch_name(parameter),
+                _ => parameter.to_string(),
+            };
             return Err(LoadError::NotFinite {
                 model: source.describe(),
                 parameter,
@@ -296,7 +301,8 @@ fn load_run(dir: &Path, device: &Device) -> Result<Cnn, LoadError> {
     let config_path = dir.join("config.toml");
     let record_path = dir.join("model.bpk");
     let config = RunFile::read_in(dir)?.model;
-    if !record_path.is_file() {
+    // Anything there that is not a file (a directory, say) is named as what it is below.
+    if !record_path.exists() {
         return Err(LoadError::Missing {
             path: record_path,
             hint: "has this run finished training?",

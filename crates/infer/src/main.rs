@@ -3,9 +3,8 @@
 use anyhow::Context;
 use clap::Parser;
 use infer::cli::{ModelArgs, TtaArgs};
-use infer::{DigitClassifier, FileResult, classify_files, output};
+use infer::{DigitClassifier, FileResult, classify_files, console, output};
 use model::BackendKind;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -36,7 +35,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            console::note(format_args!("error: {error:#}"));
             ExitCode::FAILURE
         }
     }
@@ -47,9 +46,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     let source = cli.model.source();
     let ready = cli.model.backend.init()?;
     if cli.model.backend == BackendKind::Wgpu {
-        eprintln!("using {}", ready.description);
-        eprintln!(
-            "the first run compiles wgpu's kernels (slow on a software driver); later runs reuse them"
+        console::note(format_args!("using {}", ready.description));
+        console::note(
+            "the first run compiles wgpu's kernels (slow on a software driver); later runs reuse them",
         );
     }
     let classifier = DigitClassifier::load(&source, ready.device)
@@ -100,17 +99,14 @@ fn print(cli: &Cli, result: &FileResult) -> anyhow::Result<()> {
     let line = match (&result.outcome, cli.json) {
         (_, true) => output::json_line(result),
         (Ok(classified), false) => {
-            let file = result.path.display().to_string();
+            let file = output::display_name(&result.path);
             let top = cli.top.map_or(10, usize::from);
             output::human_text(&file, &classified.prediction, top)
         }
         (Err(message), false) => {
-            eprintln!("error: {message}");
+            console::note(format_args!("error: {message}"));
             return Ok(());
         }
     };
-    match writeln!(std::io::stdout().lock(), "{line}") {
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        other => Ok(other.context("cannot write to stdout")?),
-    }
+    console::print(line).context("cannot write to stdout")
 }

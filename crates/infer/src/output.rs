@@ -3,6 +3,7 @@
 
 use crate::classify::Prediction;
 use crate::files::FileResult;
+use serde::Serialize;
 use serde_json::json;
 
 /// Six decimals are plenty for a probability and keep JSON lines readable.
@@ -10,18 +11,77 @@ fn rounded(p: f32) -> f64 {
     (f64::from(p) * 1e6).round() / 1e6
 }
 
+/// One image's answer in JSON, the one schema `infer --json` and `serve` both write:
+/// `{"digit", "confidence", "probabilities"}`, probabilities to six decimals.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PredictionJson {
+    /// The most likely digit.
+    pub digit: usize,
+    /// Its probability.
+    pub confidence: f64,
+    /// Every digit's probability, in order.
+    pub probabilities: Vec<f64>,
+}
+
+impl From<&Prediction> for PredictionJson {
+    fn from(prediction: &Prediction) -> Self {
+        Self {
+            digit: prediction.digit,
+            confidence: rounded(prediction.confidence()),
+            probabilities: prediction
+                .probabilities
+                .iter()
+                .copied()
+                .map(rounded)
+                .collect(),
+        }
+    }
+}
+
+impl PredictionJson {
+    /// As a JSON object, with its keys in order (more may be added to it).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// A file's name shown faithfully, in JSON and in text alike: UTF-8 as it is, but a
+/// backslash doubled, a control character as `\n`, `\t`, `\r` or `\u{1b}`, and a byte that is
+/// not UTF-8 as `\xNN`. No two names show the same, and no name can forge a line of output.
+pub fn display_name(path: &std::path::Path) -> String {
+    #[cfg(unix)]
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+    #[cfg(not(unix))]
+    let lossy = path.to_string_lossy();
+    #[cfg(not(unix))]
+    let bytes = lossy.as_bytes();
+    let mut shown = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => shown.push_str("\\\\"),
+                '\n' => shown.push_str("\\n"),
+                '\t' => shown.push_str("\\t"),
+                '\r' => shown.push_str("\\r"),
+                c if c.is_control() => shown.push_str(&c.escape_unicode().to_string()),
+                c => shown.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            shown.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    shown
+}
+
 /// `{"file", "digit", "confidence", "probabilities"}`, or `{"file", "error"}`.
 pub fn json_line(result: &FileResult) -> String {
-    let file = result.path.display().to_string();
+    let file = display_name(&result.path);
     match &result.outcome {
         Ok(classified) => {
-            let prediction = &classified.prediction;
-            json!({
-                "file": file,
-                "digit": prediction.digit,
-                "confidence": rounded(prediction.confidence()),
-                "probabilities": prediction.probabilities.iter().copied().map(rounded).collect::<Vec<_>>(),
-            })
+            let mut value = PredictionJson::from(&classified.prediction).to_value();
+            value["file"] = json!(file);
+            value
         }
         Err(error) => json!({ "file": file, "error": error }),
     }
@@ -94,6 +154,22 @@ mod tests {
             json_line(&failed),
             r#"{"error":"b.png: not an image","file":"b.png"}"#
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn names_are_shown_faithfully_and_cannot_forge_a_line() {
+        use std::os::unix::ffi::OsStrExt;
+        let name =
+            |bytes: &[u8]| display_name(std::path::Path::new(std::ffi::OsStr::from_bytes(bytes)));
+        assert_eq!(name(b"data/seven.png"), "data/seven.png");
+        assert_eq!(name("é.png".as_bytes()), "é.png");
+        assert_eq!(name(b"a\nb.png: 7 (100.0%)"), "a\\nb.png: 7 (100.0%)");
+        assert_eq!(name(b"\x1b[31m.png"), "\\u{1b}[31m.png");
+        // Two names that a lossy conversion would both show as `?.png` stay apart.
+        assert_eq!(name(b"\xff.png"), "\\xff.png");
+        assert_eq!(name(b"\xfe.png"), "\\xfe.png");
+        assert_eq!(name(b"\\xff.png"), "\\\\xff.png");
     }
 
     #[test]

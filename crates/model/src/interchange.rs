@@ -18,6 +18,17 @@ const MAX_WEIGHTS_BYTES: u64 = 1 << 30;
 /// Burn's layer names and the tutorial's `nn.Sequential` indices for the same layers.
 const LAYERS: [(&str, &str); 3] = [("conv1", "0"), ("conv2", "3"), ("classifier", "7")];
 
+/// The name a parameter has in the tutorial's PyTorch files: `classifier.bias` → `7.bias`.
+pub fn pytorch_name(name: &str) -> String {
+    LAYERS
+        .iter()
+        .find_map(|(burn, torch)| {
+            let rest = name.strip_prefix(burn)?.strip_prefix('.')?;
+            Some(format!("{torch}.{rest}"))
+        })
+        .unwrap_or_else(|| name.to_string())
+}
+
 /// Why weights could not be moved; every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum InterchangeError {

@@ -14,7 +14,7 @@ mod test_support;
 
 pub use backend::{BackendError, BackendKind, ReadyDevice, UnknownBackend};
 pub use config::{CnnConfig, InvalidModelConfig, MAX_PARAMETERS};
-pub use interchange::{InterchangeError, WeightsFormat};
+pub use interchange::{InterchangeError, WeightsFormat, pytorch_name};
 
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;

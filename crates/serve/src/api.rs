@@ -10,6 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use infer::output::PredictionJson;
 use infer::{ModelInfo, Prediction};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -210,18 +211,10 @@ pub async fn model(State(state): State<Arc<AppState>>) -> Json<Value> {
 /// `POST /api/classify`: the image as the raw body, or as the one file of a multipart form.
 pub async fn classify(
     State(state): State<Arc<AppState>>,
-    request: Request,
+    ImageUpload { name, bytes }: ImageUpload,
 ) -> Result<Json<Value>, ApiError> {
-    let (name, image) = read_image(request, state.limits.body_bytes).await?;
-    if image.is_empty() {
-        return Err(ApiError::bad_request(format!("{name}: empty image")));
-    }
-    let pixels = preprocess(&state, name, image).await?;
-    let prediction = state
-        .batcher
-        .classify(pixels)
-        .await?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let pixels = preprocess(&state, name, bytes).await?;
+    let prediction = state.batcher.classify(pixels).await??;
     Ok(Json(answer(&prediction, &pixels)))
 }
 
@@ -273,15 +266,12 @@ pub(crate) async fn preprocess(
     })
 }
 
-/// `{digit, confidence, probabilities, preprocessed}`, the last a base64 PNG of the 28×28
-/// image the network saw.
+/// `{digit, confidence, probabilities, preprocessed}`: `infer --json`'s schema, and a base64
+/// PNG of the 28×28 image the network saw.
 fn answer(prediction: &Prediction, pixels: &[u8; data::PIXELS]) -> Value {
-    json!({
-        "digit": prediction.digit,
-        "confidence": prediction.confidence(),
-        "probabilities": prediction.probabilities,
-        "preprocessed": BASE64.encode(infer::preprocessed_png(pixels)),
-    })
+    let mut answer = PredictionJson::from(prediction).to_value();
+    answer["preprocessed"] = json!(BASE64.encode(infer::preprocessed_png(pixels)));
+    answer
 }
 
 /// The kinds of body `/api/classify` takes.
@@ -310,6 +300,33 @@ fn upload_kind(request: &Request) -> Result<Upload, ApiError> {
                  application/octet-stream) or a multipart form with one file"
             ),
         )),
+    }
+}
+
+/// An uploaded image: the body's bytes, or the one file of a multipart form, read within
+/// the body limit; never empty.
+pub struct ImageUpload {
+    /// How the image is named in errors: the form's file name, or `request body`.
+    pub name: String,
+    /// The encoded image.
+    pub bytes: Bytes,
+}
+
+impl FromRequest<Arc<AppState>> for ImageUpload {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let (name, bytes) = read_image(request, state.limits.body_bytes).await?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request(format!("{name}: empty image")));
+        }
+        Ok(Self { name, bytes })
+    }
+}
+
+impl From<infer::ClassifyError> for ApiError {
+    fn from(error: infer::ClassifyError) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
     }
 }
 

@@ -10,6 +10,8 @@ pub mod metrics;
 pub mod oip;
 pub mod reload;
 pub mod server;
+#[cfg(test)]
+mod tests;
 
 use api::{ApiError, AppState};
 use axum::Router;
@@ -259,7 +261,7 @@ fn request_id(request: &Request) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod header_tests {
     use super::*;
 
     #[test]

@@ -10,7 +10,6 @@ use serve::batcher::Batcher;
 use serve::metrics::Metrics;
 use serve::reload::Reloader;
 use serve::server::{self, ConnectionLimits};
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -165,11 +164,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let address = listener.local_addr()?;
         // The first line on stdout is the address, for people and for scripts (port 0 picks
         // a free port).
-        println!(
+        // Serving goes on if nobody can read it.
+        infer::console::progress(format_args!(
             "serving {} on http://{address}/ ({})",
             source.describe(),
             ready.description
-        );
+        ));
         tokio::spawn(reload_on_hangup(reloader, state.clone()));
         let app = serve::app(state, cli.log_format);
         let connections = cli.limits.connections();
@@ -192,7 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// A line on stderr; a log nobody can read is no reason to fail.
 fn log(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    infer::console::note(line);
 }
 
 /// Loads the model again at each SIGHUP, keeping the old one when that fails.

@@ -153,11 +153,7 @@ pub async fn infer(
             )));
         }
     };
-    let predictions = state
-        .batcher
-        .classify_all(&images)
-        .await?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let predictions = state.batcher.classify_all(&images).await??;
     let probabilities: Vec<f32> = predictions
         .iter()
         .flat_map(|p| p.probabilities.iter().copied())

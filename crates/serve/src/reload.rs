@@ -25,13 +25,20 @@ pub enum ReloadError {
     Load(#[from] LoadError),
     /// The model loaded but cannot classify.
     #[error("the reloaded model cannot classify: {0}")]
-    Classify(#[from] infer::ClassifyError),
+    Classify(infer::ClassifyError),
     /// The classifying thread has stopped.
     #[error(transparent)]
     Stopped(#[from] crate::batcher::Unanswered),
     /// The loading thread panicked.
     #[error("loading panicked")]
     Panicked,
+}
+
+// By hand, not `#[from]`, which would also make it a source that `{:#}` prints again.
+impl From<infer::ClassifyError> for ReloadError {
+    fn from(error: infer::ClassifyError) -> Self {
+        Self::Classify(error)
+    }
 }
 
 impl Reloader {

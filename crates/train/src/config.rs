@@ -307,6 +307,23 @@ impl RunConfig {
         };
         let floats_per_image = self.model.training_floats_per_image().unwrap_or(0);
         let parameters = self.model.parameter_count().unwrap_or(0);
+        // A network too large for even one image is the model's fault, not the batch's.
+        let one_image = floats_per_image
+            .saturating_add(parameters.saturating_mul(4))
+            .saturating_mul(4);
+        if one_image > available {
+            return invalid(
+                "model",
+                format!(
+                    "a network with {} and {} channels would need about {} MiB to train on a \
+                     single image, more than the {} MiB of memory available",
+                    self.model.conv1_channels,
+                    self.model.conv2_channels,
+                    one_image >> 20,
+                    available >> 20
+                ),
+            );
+        }
         let bytes = (self.training.batch_size as u64)
             .saturating_mul(floats_per_image)
             .saturating_add(parameters.saturating_mul(4))
@@ -317,9 +334,12 @@ impl RunConfig {
         invalid(
             "training.batch_size",
             format!(
-                "{} images a batch would need about {} MiB, more than the {} MiB of memory \
-                 available",
+                "{} images a batch of a network with {} and {} channels would need about {} MiB, \
+                 more than the {} MiB of memory available; use a smaller batch or fewer \
+                 channels",
                 self.training.batch_size,
+                self.model.conv1_channels,
+                self.model.conv2_channels,
                 bytes >> 20,
                 available >> 20
             ),
@@ -347,10 +367,18 @@ impl RunConfig {
                 ));
             }
             let key = key.trim();
-            let value = toml::from_str::<toml::Table>(&format!("v = {}", value.trim()))
+            let raw = value.trim();
+            let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
                 .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(value.trim().to_string()));
+                .and_then(|mut t| t.remove("v"));
+            let value = match parsed {
+                Some(value) => value,
+                // TOML refuses a float it cannot hold; Rust reads it as infinity.
+                None if raw.parse::<f64>().is_ok_and(|v| v.is_infinite()) => {
+                    return Err(fail(key, format!("{raw} is too large a number")));
+                }
+                None => toml::Value::String(raw.to_string()),
+            };
             let mut table = toml::Table::try_from(&config).expect("a RunConfig always serialises");
             let mut parts: Vec<&str> = key.split('.').collect();
             let last = parts.pop().unwrap_or_default();
@@ -489,10 +517,16 @@ impl OptimizerSection {
                 return invalid(key, format!("must be in [0, 1), got {value}"));
             }
         }
-        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+        // A smaller value, such as 1e-50, becomes 0 as a 32-bit float.
+        if !(self.epsilon.is_finite() && self.epsilon >= f32::MIN_POSITIVE) {
             return invalid(
                 "optimizer.epsilon",
-                format!("must be a positive number, got {}", self.epsilon),
+                format!(
+                    "must be positive and at least {:e} (the smallest normal 32-bit float; \
+                     smaller values become 0), got {}",
+                    f32::MIN_POSITIVE,
+                    self.epsilon
+                ),
             );
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
@@ -548,10 +582,17 @@ impl AugmentationSection {
     }
 }
 
+/// Most epochs a run may ask for: far past any use, and small enough that every count
+/// derived from it (steps, schedule positions) fits.
+pub const MAX_EPOCHS: usize = 100_000;
+
 impl TrainingSection {
     fn check(&self) -> Result<(), Invalid> {
-        if self.epochs == 0 {
-            return invalid("training.epochs", "must be at least 1".into());
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            return invalid(
+                "training.epochs",
+                format!("must be from 1 to {MAX_EPOCHS}, not {}", self.epochs),
+            );
         }
         if self.batch_size == 0 {
             return invalid("training.batch_size", "must be at least 1".into());
@@ -674,7 +715,15 @@ mod tests {
         absurd.training.batch_size = 100_000_000;
         let (key, reason) = absurd.fits_in_memory(Some(64 * gib)).unwrap_err();
         assert_eq!(key, "training.batch_size");
-        assert!(reason.contains("MiB"), "{reason}");
+        assert!(
+            reason.contains("MiB") && reason.contains("10 and 20 channels"),
+            "{reason}"
+        );
+        // A network too wide for one image is blamed on the model, not the batch.
+        let mut wide = config.clone();
+        wide.model.conv1_channels = 400_000;
+        let (key, reason) = wide.fits_in_memory(Some(gib)).unwrap_err();
+        assert_eq!(key, "model", "{reason}");
         // Through the config's own checks, on this machine: no machine holds terabytes.
         let err =
             RunConfig::parse("[training]\nbatch_size = 1000000000\n", "huge.toml").unwrap_err();
@@ -729,6 +778,7 @@ mod tests {
         for (text, key) in [
             ("[training]\nbatch_size = 0", "training.batch_size"),
             ("[training]\nepochs = 0", "training.epochs"),
+            ("[training]\nepochs = 100001", "training.epochs"),
             (
                 "[optimizer]\nlearning_rate = -0.1",
                 "optimizer.learning_rate",
@@ -829,6 +879,11 @@ mod tests {
         );
         assert_eq!(reason("sed=4"), "unknown key; did you mean `seed`?");
         assert_eq!(reason("optimizer.zzz=1"), "unknown key");
+        assert_eq!(
+            reason("optimizer.learning_rate=1e309"),
+            "1e309 is too large a number"
+        );
+        assert!(reason("optimizer.epsilon=1e-50").contains("smallest normal 32-bit float"));
         // A value that smuggles in more TOML is refused whole, not half-applied.
         let err = set("seed=5\n[optimizer]\nlearning_rate=5").unwrap_err();
         assert!(err.reason.contains("line breaks"), "{err}");

@@ -76,7 +76,15 @@ pub enum TrainError {
     Failed(String),
     /// The trained network could not be scored on the test set.
     #[error("cannot score the trained model: {0}")]
-    Score(#[from] infer::ClassifyError),
+    Score(infer::ClassifyError),
+}
+
+// By hand, not `#[from]`: that would make the error a source too, and `{:#}` would print
+// its message twice.
+impl From<infer::ClassifyError> for TrainError {
+    fn from(error: infer::ClassifyError) -> Self {
+        Self::Score(error)
+    }
 }
 
 /// How much of an interrupted run is kept.

@@ -17,12 +17,13 @@ const MAX_BYTES: u64 = 64 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// The data directory could not be created.
-    #[error("{}: cannot create: {source}", dir.display())]
+    #[error("{}: cannot create: {error}", dir.display())]
     Directory {
         /// The data directory.
         dir: PathBuf,
-        /// What the system said.
-        source: std::io::Error,
+        /// What the system said (part of this message, so not a separate source that
+        /// `{:#}` would print a second time).
+        error: std::io::Error,
     },
     #[error("{}: could not download ({failures}); copy the MNIST files into {} by hand", target.display(), dir.display())]
     /// No mirror gave a file whose checksum is right.
@@ -39,9 +40,9 @@ pub enum FetchError {
 /// Fetches every MNIST file missing from `dir`, trying each mirror in turn; `on_download`
 /// hears each URL as it is tried.
 pub fn download_missing(dir: &Path, mut on_download: impl FnMut(&str)) -> Result<(), FetchError> {
-    std::fs::create_dir_all(dir).map_err(|source| FetchError::Directory {
+    std::fs::create_dir_all(dir).map_err(|error| FetchError::Directory {
         dir: dir.to_path_buf(),
-        source,
+        error,
     })?;
     for file in MnistFile::ALL {
         if file.locate(dir).is_ok() {

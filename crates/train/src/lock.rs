@@ -1,7 +1,8 @@
 //! One training per artifact directory at a time.
 //!
 //! Two runs writing one directory would interleave their checkpoints, metrics and model and
-//! both report success. The claim is an advisory lock (`flock`) on a file in the directory:
+//! both report success. The claim is an advisory lock (`File::try_lock`, `flock` on Linux) on
+//! a file in the directory:
 //! the kernel drops it when the process ends, however it ends, so a run killed with `kill -9`
 //! never leaves a stale claim behind for `--resume` to trip over.
 
@@ -26,14 +27,22 @@ impl RunLock {
             TrainError::file(dir, format!("cannot create the artifact directory: {e}"))
         })?;
         let path = dir.join(LOCK_FILE);
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| TrainError::file(&path, format!("cannot open: {e}")))?;
-        if !try_lock(&file) {
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        // The lock's name is this program's: a link planted under it is not followed (the
+        // open fails instead of writing a process id into whatever the link names).
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+        let mut file = options.open(&path).map_err(|e| {
+            let reason = match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    "a symbolic link, where training keeps its lock: remove it".to_string()
+                }
+                _ => format!("cannot open: {e}"),
+            };
+            TrainError::file(&path, reason)
+        })?;
+        if file.try_lock().is_err() {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             return Err(TrainError::file(
@@ -56,20 +65,6 @@ impl RunLock {
     }
 }
 
-/// Takes the exclusive lock without waiting; `false` if another process has it.
-#[cfg(unix)]
-fn try_lock(file: &File) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor belongs to `file`, which is open for the whole call.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
-}
-
-/// Elsewhere runs are not kept apart.
-#[cfg(not(unix))]
-fn try_lock(_file: &File) -> bool {
-    true
-}
-
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
@@ -87,5 +82,18 @@ mod tests {
         );
         drop(first);
         assert!(RunLock::acquire(&run).is_ok());
+    }
+
+    #[test]
+    fn a_link_planted_as_the_lock_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let precious = dir.path().join("precious.txt");
+        std::fs::write(&precious, b"keep").unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        std::os::unix::fs::symlink(&precious, run.join(LOCK_FILE)).unwrap();
+        let error = RunLock::acquire(&run).unwrap_err().to_string();
+        assert!(error.contains("a symbolic link"), "{error}");
+        assert_eq!(std::fs::read(&precious).unwrap(), b"keep");
     }
 }

@@ -9,6 +9,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use train::{Hooks, Interrupter, PreparedRun, Resume, SeedHooks, SeedList, SeedRuns, TrainOptions};
 
+/// `println!` that never panics: training goes on, and its model is saved, when only its
+/// printing fails (`train | head -1`, a full disk under a redirected log).
+macro_rules! say {
+    ($($arg:tt)*) => { infer::console::progress(format_args!($($arg)*)) };
+}
+
+/// `eprintln!` that never panics.
+macro_rules! note {
+    ($($arg:tt)*) => { infer::console::note(format_args!($($arg)*)) };
+}
+
 /// Train the MNIST network and write its artifacts.
 #[derive(Parser, Debug)]
 #[command(version)]
@@ -65,14 +76,14 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            note!("error: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
 fn run(options: &TrainOptions) -> Result<(), train::TrainError> {
-    let run = PreparedRun::prepare(options, |url| eprintln!("downloading {url}"))?;
+    let run = PreparedRun::prepare(options, |url| note!("downloading {url}"))?;
     // Burn's dashboard draws on a terminal; in a pipe or a log, one line per epoch instead.
     let dashboard = std::io::stdout().is_terminal();
     announce(&run, dashboard);
@@ -81,10 +92,10 @@ fn run(options: &TrainOptions) -> Result<(), train::TrainError> {
     let hooks = epoch_lines(&run, interrupter, dashboard);
     let finished = run.train(hooks)?;
     for warning in &finished.warnings {
-        eprintln!("warning: {warning}");
+        note!("warning: {warning}");
     }
     let summary = &finished.summary;
-    println!(
+    say!(
         "test accuracy {:.2}% (loss {:.4}) after {} epoch{} in {:.1} s; model saved to {}",
         summary.test_accuracy,
         summary.test_loss,
@@ -103,7 +114,7 @@ fn epoch_lines(run: &PreparedRun, interrupter: Interrupter, dashboard: bool) -> 
         interrupter,
         on_epoch: Box::new(move |row| {
             if !dashboard {
-                println!("{}", row.line(total, held_out));
+                say!("{}", row.line(total, held_out));
             }
         }),
         dashboard,
@@ -122,29 +133,32 @@ fn run_seeds(options: &TrainOptions, seeds: SeedList) -> Result<(), train::Train
     let hooks = SeedHooks {
         on_start: Box::new(|seed, run| {
             let place = order.iter().position(|&s| s == seed).map_or(0, |i| i + 1);
-            println!("seed {seed} ({place} of {})", order.len());
+            say!("seed {seed} ({place} of {})", order.len());
             announce(run, dashboard);
             epoch_lines(run, interrupter.clone(), dashboard)
         }),
         on_finish: Box::new(|row| {
-            println!(
+            say!(
                 "seed {}: test accuracy {:.2}% (loss {:.4}) in {:.1} s",
-                row.seed, row.test_accuracy, row.test_loss, row.train_seconds
+                row.seed,
+                row.test_accuracy,
+                row.test_loss,
+                row.train_seconds
             );
         }),
-        on_download: Box::new(|url| eprintln!("downloading {url}")),
+        on_download: Box::new(|url| note!("downloading {url}")),
     };
     let summary = runs.train(hooks)?;
     let n = summary.seeds.len();
-    println!(
+    say!(
         "test accuracy (%) over {n} seed{}: {}",
         plural(n),
         summary.test_accuracy
     );
     if let Some(validation) = &summary.validation_accuracy {
-        println!("validation accuracy (%) after the last epoch: {validation}");
+        say!("validation accuracy (%) after the last epoch: {validation}");
     }
-    println!(
+    say!(
         "training {:.1} ± {:.1} s per seed; per-seed rows in {}, the summary in {}",
         summary.train_seconds.mean,
         summary.train_seconds.std,
@@ -159,9 +173,9 @@ fn run_seeds(options: &TrainOptions, seeds: SeedList) -> Result<(), train::Train
 fn announce(run: &PreparedRun, dashboard: bool) {
     let dir = run.artifact_dir.display();
     match run.resume {
-        Resume::AfterEpoch(epoch) => println!("resuming {dir} after epoch {epoch}"),
+        Resume::AfterEpoch(epoch) => say!("resuming {dir} after epoch {epoch}"),
         Resume::NoCheckpoint => {
-            println!("no complete checkpoint in {dir}/checkpoint; starting from the beginning")
+            say!("no complete checkpoint in {dir}/checkpoint; starting from the beginning")
         }
         Resume::Fresh => {}
     }
@@ -172,7 +186,7 @@ fn announce(run: &PreparedRun, dashboard: bool) {
             None => format!("{} test", data.held_out.len()),
         };
         let epochs = run.config.training.epochs;
-        println!(
+        say!(
             "training {} on {} for {epochs} epoch{} ({} training, {held_out} images)",
             run.config_path.display(),
             run.device.description,
@@ -181,7 +195,7 @@ fn announce(run: &PreparedRun, dashboard: bool) {
         );
     }
     if run.backend == BackendKind::Wgpu {
-        eprintln!(
+        note!(
             "wgpu compiles its kernels during the first steps: a minute or more on a software \
              driver, seconds on a GPU; they are cached for later runs"
         );
@@ -225,7 +239,7 @@ mod signals {
                 libc::SIGTERM => "SIGTERM",
                 _ => "Ctrl-C",
             };
-            eprintln!("stopping at the next batch ({name} again to quit now)");
+            note!("stopping at the next batch ({name} again to quit now)");
             interrupter.stop(Some(name));
         });
     }

@@ -168,6 +168,7 @@ impl PreparedRun {
         }
         let teacher = TeacherRun::find(&config, &config_path)?;
         let lock = RunLock::acquire(&artifact_dir)?;
+        holds_no_seed_runs(&artifact_dir)?;
         if !options.resume && !options.restart {
             holds_no_earlier_run(&artifact_dir)?;
         }
@@ -236,7 +237,8 @@ impl PreparedRun {
             let removed = match std::fs::symlink_metadata(&path) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(e),
-                Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+                // The checkpoints' folder may hold files of the user's: only the records go.
+                Ok(meta) if meta.is_dir() => crate::checkpoint::remove_records(&path),
                 Ok(_) => std::fs::remove_file(&path),
             };
             removed.map_err(|e| TrainError::file(&path, format!("cannot remove: {e}")))?;
@@ -265,6 +267,19 @@ impl PreparedRun {
         Ok(rows.into_iter().filter(|row| row.epoch <= last).collect())
     }
 
+    /// Seconds the epochs trained before a resume took, as `metrics.csv` recorded them: a
+    /// resumed run's time is all of its epochs', not only those trained since.
+    fn earlier_seconds(&self, rows: &[EpochRow]) -> f64 {
+        match self.resume {
+            Resume::AfterEpoch(done) => rows
+                .iter()
+                .filter(|row| row.epoch <= done)
+                .map(|row| row.seconds)
+                .sum(),
+            Resume::Fresh | Resume::NoCheckpoint => 0.0,
+        }
+    }
+
     /// Saves the model, scores it once on the test set, and writes the summary and curves.
     fn finish(self, fitted: Fitted) -> Result<Finished, TrainError> {
         let model_path = self.artifact_dir.join("model.bpk");
@@ -290,7 +305,7 @@ impl PreparedRun {
                 .and(fitted.rows.last())
                 .map(|row| row.held_out_accuracy),
             epochs: fitted.rows.len(),
-            train_seconds: fitted.seconds,
+            train_seconds: fitted.seconds + self.earlier_seconds(&fitted.rows),
             backend: self.backend.to_string(),
             train_images: self.data.train.len(),
             validation_images: self
@@ -353,6 +368,23 @@ fn holds_no_earlier_run(dir: &Path) -> Result<(), TrainError> {
         .filter(|name| dir.join(name).symlink_metadata().is_ok())
         .collect();
     refuse_earlier_run(dir, &found)
+}
+
+/// A single run never goes into a multi-seed run's directory, not even with `--restart` or
+/// `--resume`: the seeds' recipe and summaries would be mixed with its own.
+fn holds_no_seed_runs(dir: &Path) -> Result<(), TrainError> {
+    let found = crate::seeds::seed_outputs_in(dir);
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(TrainError::file(
+        dir,
+        format!(
+            "holds a multi-seed run ({}); continue it with the same --seeds and --resume, or \
+             give this run another --artifact-dir",
+            found.join(", ")
+        ),
+    ))
 }
 
 /// The refusal of a directory holding `found`, the names of an earlier run's files (none:

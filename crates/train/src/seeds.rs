@@ -19,9 +19,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// What a multi-seed run writes into its directory, besides the `seed-K` runs.
-pub const SEED_OUTPUTS: [&str; 3] = ["config.toml", "seeds.csv", "seeds.json"];
-
 /// `seeds.csv`'s columns, in order.
 pub const SEEDS_CSV_COLUMNS: [&str; 5] = [
     "seed",
@@ -30,6 +27,9 @@ pub const SEEDS_CSV_COLUMNS: [&str; 5] = [
     "test_loss",
     "train_seconds",
 ];
+
+/// Most seeds one run may train: each is a whole training run.
+pub const MAX_SEEDS: u64 = 1000;
 
 /// The seeds to train: `N` means seeds 1 to N; `A,B,C` names them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,16 +51,27 @@ impl FromStr for SeedList {
                 .parse::<u64>()
                 .map_err(|_| format!("`{part}` is not a whole number"))
         };
+        let too_many = || format!("at most {MAX_SEEDS} seeds in one run");
         let seeds: Vec<u64> = match text.contains(',') {
-            false => (1..=number(text)?).collect(),
+            false => {
+                let count = number(text)?;
+                if count > MAX_SEEDS {
+                    return Err(too_many());
+                }
+                (1..=count).collect()
+            }
             true => text
                 .split(',')
                 .filter(|part| !part.trim().is_empty())
+                .take(MAX_SEEDS as usize + 1)
                 .map(number)
                 .collect::<Result<_, _>>()?,
         };
         if seeds.is_empty() {
             return Err("at least one seed is needed".into());
+        }
+        if seeds.len() as u64 > MAX_SEEDS {
+            return Err(too_many());
         }
         let mut sorted = seeds.clone();
         sorted.sort_unstable();
@@ -373,9 +384,23 @@ fn resumed_recipe(options: &TrainOptions, saved: &Path) -> Result<RunConfig, Tra
 /// Without `--resume` or `--restart`, a directory holding an earlier (multi-seed or single)
 /// run is left alone.
 fn holds_no_earlier_seeds(dir: &Path) -> Result<(), TrainError> {
-    let mut found: Vec<String> = SEED_OUTPUTS
+    let mut found: Vec<String> = crate::RUN_OUTPUTS
         .into_iter()
-        .chain(crate::RUN_OUTPUTS)
+        .filter(|name| dir.join(name).symlink_metadata().is_ok())
+        .map(str::to_string)
+        .collect();
+    found.extend(seed_outputs_in(dir));
+    found.sort();
+    found.dedup();
+    let names: Vec<&str> = found.iter().map(String::as_str).collect();
+    refuse_earlier_run(dir, &names)
+}
+
+/// What of a multi-seed run `dir` holds: its summaries and `seed-K` runs, by name, sorted.
+/// (`config.toml` alone does not tell one: a single run writes one too.)
+pub(crate) fn seed_outputs_in(dir: &Path) -> Vec<String> {
+    let mut found: Vec<String> = ["seeds.csv", "seeds.json"]
+        .into_iter()
         .filter(|name| dir.join(name).symlink_metadata().is_ok())
         .map(str::to_string)
         .collect();
@@ -384,13 +409,14 @@ fn holds_no_earlier_seeds(dir: &Path) -> Result<(), TrainError> {
             entries
                 .filter_map(Result::ok)
                 .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .filter(|name| name.starts_with("seed-")),
+                .filter(|name| {
+                    name.strip_prefix("seed-")
+                        .is_some_and(|seed| seed.parse::<u64>().is_ok())
+                }),
         );
     }
     found.sort();
-    found.dedup();
-    let names: Vec<&str> = found.iter().map(String::as_str).collect();
-    refuse_earlier_run(dir, &names)
+    found
 }
 
 fn remove_if_present(path: &Path) -> Result<(), TrainError> {
@@ -405,6 +431,24 @@ fn remove_if_present(path: &Path) -> Result<(), TrainError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seed_count_past_the_bound_is_refused_without_counting() {
+        let started = std::time::Instant::now();
+        assert!(
+            "10000000000000"
+                .parse::<SeedList>()
+                .unwrap_err()
+                .contains("at most 1000 seeds")
+        );
+        assert!(started.elapsed().as_millis() < 100);
+        assert_eq!("1000".parse::<SeedList>().unwrap().seeds().len(), 1000);
+        let many = (1..=1001)
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(many.parse::<SeedList>().is_err());
+    }
 
     #[test]
     fn a_count_means_seeds_from_one_and_a_list_names_them() {

@@ -2,6 +2,7 @@
 //! machine, optionally beside the PyTorch tutorial's. Wall times and peak memory are of whole
 //! processes, as a user would see them; per-epoch figures come from each trainer's own log.
 
+mod abuse;
 mod accuracy;
 pub mod report;
 
@@ -123,6 +124,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     sections.push(section("Inference", &rows));
     if args.serve {
         sections.push(section("Serving", &serve_table(&args, scratch.path())?));
+        let rows = abuse::table(&sample_payloads()?, args.requests)?;
+        sections.push(section("Serving under abuse", &rows));
     }
     sections.insert(0, summary.section());
     let machine = machine();

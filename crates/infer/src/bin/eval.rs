@@ -4,6 +4,11 @@ use anyhow::Context;
 use clap::Parser;
 use data::{MnistDataset, Split};
 use infer::{DigitClassifier, Evaluation, ModelSource, figures};
+
+/// A line on stdout; a write that fails is this command's error.
+fn print(line: impl std::fmt::Display) -> anyhow::Result<()> {
+    infer::console::print(line).context("cannot write to stdout")
+}
 use model::BackendKind;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -78,22 +83,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .context("cannot load the model")?
         .with_shifted_copies(cli.tta.tta);
     let test = MnistDataset::load(&data_dir, Split::Test)?;
-    println!("{} on {}", source.describe(), ready.description);
+    print(format_args!(
+        "{} on {}",
+        source.describe(),
+        ready.description
+    ))?;
     let evaluation = Evaluation::run(&classifier, &test)?;
-    println!("{evaluation}");
+    print(&evaluation)?;
     if let Some(path) = &cli.predictions {
         let mut csv = String::from("index,label,predicted\n");
         for (index, (label, predicted)) in evaluation.predictions.iter().enumerate() {
             writeln!(csv, "{index},{label},{predicted}")?;
         }
-        data::write_atomic(path, csv.as_bytes())
+        data::write_named_file(path, csv.as_bytes())
             .with_context(|| format!("{}: cannot write", path.display()))?;
-        println!("wrote {}", path.display());
+        print(format_args!("wrote {}", path.display()))?;
     }
     if let Some(dir) = &cli.save_images {
         let written = infer::save_dataset_images(&test, cli.save_limit, dir)
             .with_context(|| format!("{}: cannot write the test images", dir.display()))?;
-        println!("wrote {written} test images into {}", dir.display());
+        print(format_args!(
+            "wrote {written} test images into {}",
+            dir.display()
+        ))?;
     }
     if let Some(dir) = figures {
         std::fs::create_dir_all(&dir)
@@ -102,11 +114,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let misclassified = dir.join("misclassified.png");
         figures::write_confusion(&evaluation, &confusion)?;
         figures::write_misclassified(&evaluation, &misclassified)?;
-        println!(
+        print(format_args!(
             "\nwrote {} and {}",
             confusion.display(),
             misclassified.display()
-        );
+        ))?;
     }
     Ok(())
 }

@@ -55,10 +55,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let target = data::write_target(&cli.to)
         .with_context(|| format!("{}: cannot write", cli.to.display()))?;
     classifier.network().save_pytorch_safetensors(&target)?;
-    println!("{} → {}", source.describe(), cli.to.display());
-    println!(
+    let print = |line: String| infer::console::print(line).context("cannot write to stdout");
+    print(format!("{} → {}", source.describe(), cli.to.display()))?;
+    print(format!(
         "load in PyTorch: model.load_state_dict(safetensors.torch.load_file(\"{}\"))",
         cli.to.display()
-    );
+    ))?;
     Ok(())
 }

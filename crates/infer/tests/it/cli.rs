@@ -499,3 +499,79 @@ fn exif_orientation_and_cmyk_jpegs_are_read_as_viewers_show_them() {
     assert_eq!(named_digit(&fixtures.join("six-exif-rotated.jpg")), "6");
     assert_eq!(named_digit(&fixtures.join("five-cmyk.jpg")), "5");
 }
+
+/// A `model.bpk` that is a folder is named as one, not as a run still training.
+#[test]
+fn a_model_that_is_a_directory_is_named_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_dir(dir.path(), 10);
+    std::fs::remove_file(run.join("model.bpk")).unwrap();
+    std::fs::create_dir(run.join("model.bpk")).unwrap();
+    let output = infer(&[
+        "--model",
+        run.to_str().unwrap(),
+        "data/digits/seven-mnist.png",
+    ]);
+    assert_one_line_error(&output, &["model.bpk", "a directory"]);
+}
+
+/// Output that cannot be written is an error on one line, never a panic: `> /dev/full`.
+#[cfg(unix)]
+#[test]
+fn a_full_stdout_is_a_one_line_error_in_every_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("m.safetensors");
+    for (binary, args) in [
+        (env!("CARGO_BIN_EXE_eval"), vec!["--shipped"]),
+        (
+            env!("CARGO_BIN_EXE_export"),
+            vec!["--shipped", "--to", to.to_str().unwrap()],
+        ),
+        (
+            env!("CARGO_BIN_EXE_infer"),
+            vec!["data/digits/seven-mnist.png"],
+        ),
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let output = Command::new(binary)
+            .args(&args)
+            .current_dir(root())
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{binary}: {}",
+            text(&output.stderr)
+        );
+        assert_one_line_error(&output, &["cannot write to stdout"]);
+    }
+}
+
+/// A link planted under a name `--save-preprocessed` makes up is not written through.
+#[cfg(unix)]
+#[test]
+fn a_link_planted_under_a_generated_name_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let precious = dir.path().join("precious.txt");
+    std::fs::write(&precious, b"keep").unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::symlink(&precious, out.join("0000-seven-mnist.png")).unwrap();
+    let output = infer(&[
+        "--save-preprocessed",
+        out.to_str().unwrap(),
+        "data/digits/seven-mnist.png",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("a symbolic link"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(std::fs::read(&precious).unwrap(), b"keep");
+}

@@ -146,7 +146,7 @@ fn weights_holding_nan_are_refused_naming_the_tensor() {
         .to_string();
     assert!(error.contains("nan.safetensors"), "{error}");
     assert!(
-        error.contains("NaN") && error.contains("classifier.bias"),
+        error.contains("NaN") && error.contains("first in 7.bias"),
         "{error}"
     );
 }

@@ -352,3 +352,32 @@ fn the_default_recipe_ends_as_the_readme_says() {
     let figures = |line: &str| line.split(" in ").next().unwrap_or_default().to_string();
     assert_eq!(figures(last), figures(&quoted), "{stdout}");
 }
+
+/// `train | head -1`: the reader goes away after the first line, and the run still ends
+/// with its model saved.
+#[test]
+fn training_goes_on_when_its_reader_goes_away() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut child = crate::train_command(&[
+        "--config",
+        "configs/smoke.toml",
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("training"), "{first}");
+    // The pipe's reading end is closed here.
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(!text(&output.stderr).contains("panicked"));
+    assert!(run.join("model.bpk").is_file());
+}

@@ -80,6 +80,48 @@ fn a_finished_run_is_left_alone_unless_restarted() {
     assert!(config.contains("train_limit = 2000"), "{config}");
 }
 
+/// `--restart` removes only what a run wrote, and a single run never goes into a
+/// multi-seed run's folder, not even with `--restart`.
+#[test]
+fn a_restart_removes_only_the_runs_own_files_and_never_a_seeds_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = Path::new("configs/smoke.toml");
+    let run = dir.path().join("run");
+    let output = train_into(smoke, &run, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    std::fs::write(run.join("checkpoint/notes.txt"), b"mine").unwrap();
+    let output = train_into(smoke, &run, &["--restart"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        std::fs::read(run.join("checkpoint/notes.txt")).unwrap(),
+        b"mine"
+    );
+
+    let seeds = dir.path().join("seeds");
+    let seeds_dir = seeds.to_str().unwrap();
+    let output = train(&[
+        "--config",
+        "configs/smoke.toml",
+        "--seeds",
+        "1",
+        "--artifact-dir",
+        seeds_dir,
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let files = ["config.toml", "seeds.csv", "seeds.json", "seed-1/model.bpk"];
+    let read_all = || files.map(|name| std::fs::read(seeds.join(name)).unwrap());
+    let before = read_all();
+    for extra in [&[][..], &["--restart"][..], &["--resume"][..]] {
+        let output = train_into(smoke, &seeds, extra);
+        assert_refused(&output, &[seeds_dir, "multi-seed run", "seed-1"]);
+    }
+    assert!(
+        read_all() == before,
+        "a refused run changed the seeds' folder"
+    );
+    assert!(!seeds.join("model.bpk").exists());
+}
+
 #[test]
 fn two_trainings_never_write_one_directory_at_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -76,6 +76,18 @@ fn assert_finished(run: &Path, output: &Output) {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["epochs"], 3);
+    // The time of every epoch, the ones before the resume included.
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let seconds: f64 = metrics
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split(',').nth(5)?.parse::<f64>().ok())
+        .sum();
+    let train_seconds = summary["train_seconds"].as_f64().unwrap();
+    assert!(
+        train_seconds >= 0.95 * seconds,
+        "{train_seconds} s < the epochs' {seconds} s"
+    );
     let accuracy = summary["test_accuracy"].as_f64().unwrap();
     assert!(accuracy > 90.0, "accuracy after resuming: {accuracy}%");
     infer::DigitClassifier::load(
