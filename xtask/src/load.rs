@@ -115,16 +115,17 @@ fn client(
                 Ok(BufReader::new(stream))
             }),
         };
-        let answered = stream.and_then(|mut s| post(&mut s, payload).map(|(code, _)| (code, s)));
+        let answered = stream.and_then(|mut s| post(&mut s, payload).map(|answer| (answer, s)));
         let millis = started.elapsed().as_secs_f64() * 1e3;
         match answered {
-            Ok((status, stream)) => {
+            Ok(((status, _, close), stream)) => {
                 match status {
                     200 => seen.ok_ms.push(millis),
                     503 => seen.refused_ms.push(millis),
                     _ => seen.errors += 1,
                 }
-                connection = Some(stream);
+                // A server that says it closes the connection is taken at its word.
+                connection = (!close).then_some(stream);
             }
             Err(_) => seen.errors += 1,
         }
@@ -133,11 +134,13 @@ fn client(
 
 /// One `POST /api/classify` of `payload` on a new connection: the answer's status and body.
 pub fn classify_once(addr: SocketAddr, payload: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
-    post(&mut BufReader::new(TcpStream::connect(addr)?), payload)
+    let (status, body, _) = post(&mut BufReader::new(TcpStream::connect(addr)?), payload)?;
+    Ok((status, body))
 }
 
-/// One `POST /api/classify` on a keep-alive connection: the answer's status and body.
-fn post(stream: &mut BufReader<TcpStream>, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+/// One `POST /api/classify` on a keep-alive connection: the answer's status and body, and
+/// whether the server closes the connection after it.
+fn post(stream: &mut BufReader<TcpStream>, body: &[u8]) -> std::io::Result<(u16, Vec<u8>, bool)> {
     let mut request = format!(
         "POST /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n\
          Content-Length: {}\r\n\r\n",
@@ -155,11 +158,13 @@ pub fn get_once(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec<u8>)>
     let mut stream = BufReader::new(TcpStream::connect(addr)?);
     let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     stream.get_mut().write_all(request.as_bytes())?;
-    read_answer(&mut stream)
+    let (status, body, _) = read_answer(&mut stream)?;
+    Ok((status, body))
 }
 
-/// An HTTP/1.1 answer's status and body (sized by its `Content-Length`).
-fn read_answer(stream: &mut BufReader<TcpStream>) -> std::io::Result<(u16, Vec<u8>)> {
+/// An HTTP/1.1 answer's status and body (sized by its `Content-Length`), and whether it says
+/// `Connection: close`.
+fn read_answer(stream: &mut BufReader<TcpStream>) -> std::io::Result<(u16, Vec<u8>, bool)> {
     let mut line = String::new();
     stream.read_line(&mut line)?;
     let status = line
@@ -167,22 +172,25 @@ fn read_answer(stream: &mut BufReader<TcpStream>) -> std::io::Result<(u16, Vec<u
         .nth(1)
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:?}")))?;
-    let mut length = 0;
+    let (mut length, mut close) = (0, false);
     loop {
         line.clear();
         stream.read_line(&mut line)?;
         if line.trim().is_empty() {
             break;
         }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("content-length") {
             length = value.trim().parse().unwrap_or(0);
+        } else if name.eq_ignore_ascii_case("connection") {
+            close = value.trim().eq_ignore_ascii_case("close");
         }
     }
     let mut answer = vec![0; length];
     stream.read_exact(&mut answer)?;
-    Ok((status, answer))
+    Ok((status, answer, close))
 }
 
 #[cfg(test)]

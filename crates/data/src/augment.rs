@@ -184,6 +184,8 @@ impl Framed {
 
     /// The image's values at the fractional positions `(x[i], y[i])` into `values`, scaled
     /// as [`pixel_to_input`] scales pixels; 0 outside the frame.
+    // The one `unsafe` call in this crate: into the AVX-512 read below.
+    #[allow(unsafe_code)]
     fn read_row(&self, x: &[f32; IMAGE_SIDE], y: &[f32; IMAGE_SIDE], values: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -222,6 +224,7 @@ impl Framed {
     /// # Safety
     /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
+    #[allow(unsafe_code)]
     unsafe fn read_row_avx512(
         &self,
         x: &[f32; IMAGE_SIDE],

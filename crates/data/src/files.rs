@@ -242,6 +242,16 @@ fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// A FIFO at `path`, made by the system's `mkfifo` (no `unsafe` in this crate's tests).
+    #[cfg(unix)]
+    fn make_fifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     #[test]
     fn only_regular_files_within_the_limit_are_read() {
         let dir = tempfile::tempdir().unwrap();
@@ -258,9 +268,7 @@ mod tests {
             let err = read_bounded(Path::new("/dev/zero"), 100).unwrap_err();
             assert!(err.to_string().contains("a device"), "{err}");
             let fifo = dir.path().join("x.png");
-            let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-            // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
-            assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+            make_fifo(&fifo);
             let err = read_bounded(&fifo, 100).unwrap_err();
             assert!(err.to_string().contains("a FIFO"), "{err}");
         }
@@ -307,9 +315,7 @@ mod tests {
         );
         // A FIFO (like a device) stays what it was, and the error says why.
         let fifo = dir.path().join("fifo.csv");
-        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
-        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        make_fifo(&fifo);
         let err = write_atomic(&fifo, b"x").unwrap_err();
         assert!(err.to_string().contains("a FIFO"), "{err}");
         assert!(

@@ -4,6 +4,8 @@
 //! [`Dataset`]: burn::data::dataset::Dataset
 //! [`Batcher`]: burn::data::dataloader::batcher::Batcher
 
+#![deny(unsafe_code)]
+
 mod augment;
 mod batcher;
 mod files;

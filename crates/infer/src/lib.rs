@@ -4,6 +4,8 @@
 //! Everything that turns a network's output into a digit lives here, so the `infer`, `eval`
 //! and `export` binaries, training's final score and any server built on this crate agree.
 
+#![deny(unsafe_code)]
+
 mod classify;
 pub mod cli;
 pub mod console;

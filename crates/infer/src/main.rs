@@ -1,5 +1,7 @@
 //! `infer`: names the digit in each image file with the network's probabilities.
 
+#![deny(unsafe_code)]
+
 use anyhow::Context;
 use clap::Parser;
 use infer::cli::{ModelArgs, TtaArgs};

@@ -4,6 +4,8 @@
 //! [`app`] is the whole service as an axum `Router`; [`server::serve`] runs it within
 //! [`server::ConnectionLimits`] until a shutdown signal, then drains it.
 
+#![deny(unsafe_code)]
+
 pub mod api;
 pub mod batcher;
 pub mod metrics;
@@ -82,7 +84,13 @@ async fn admit_and_time_out(
 ) -> Response {
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         state.metrics.reject("busy");
-        return ApiError::busy("the server is at capacity; try again shortly").into_response();
+        let mut response =
+            ApiError::busy("the server is at capacity; try again shortly").into_response();
+        // The body is never read, so the connection cannot carry another request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
     };
     let timeout = state.limits.timeout;
     match tokio::time::timeout(timeout, next.run(request)).await {

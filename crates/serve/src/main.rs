@@ -1,6 +1,8 @@
 //! `serve`: the drawing page and the JSON API on one address, with the shipped model, a
 //! training run's, or PyTorch weights.
 
+#![deny(unsafe_code)]
+
 use anyhow::Context;
 use clap::Parser;
 use infer::DigitClassifier;
@@ -46,8 +48,9 @@ struct LimitArgs {
     /// Requests served at once; more are answered 503 at once, with Retry-After.
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     max_in_flight: u32,
-    /// Connections open at once; more wait in the kernel's queue.
-    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    /// Connections open at once; more wait in the kernel's queue. The process raises its
+    /// open-file limit to its hard limit to hold them.
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_connections: u32,
     /// Seconds a request may take from its headers to its answer, its body included.
     #[arg(long, value_name = "S", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=3600))]
@@ -130,6 +133,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    open_files::raise_to_hard_limit();
     let source = cli.model.source();
     let ready = cli.model.backend.init()?;
     let info = source.info().context("cannot load the model")?;
@@ -264,4 +268,31 @@ impl Signals {
             () = terminate => {},
         }
     }
+}
+
+/// Each connection is an open file: the soft limit (often 1,024) would refuse connections long
+/// before `--max-connections`, so it is raised to the hard limit the system allows. The one
+/// module of this binary with `unsafe`: two calls into the C library.
+#[allow(unsafe_code)]
+mod open_files {
+    #[cfg(unix)]
+    pub fn raise_to_hard_limit() {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `limit` is a valid rlimit for getrlimit to fill in.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            // SAFETY: `limit` is a valid rlimit; raising the soft limit to the hard one is
+            // always allowed. On failure the old limit stays, which is safe.
+            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+        }
+    }
+
+    #[cfg(not(unix))]
+    pub fn raise_to_hard_limit() {}
 }

@@ -28,7 +28,7 @@ pub struct ConnectionLimits {
 impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
-            max_connections: 1024,
+            max_connections: 4096,
             header_timeout: Duration::from_secs(10),
             drain: Duration::from_secs(8),
         }

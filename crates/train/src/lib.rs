@@ -6,6 +6,8 @@
 //! owns the process: signals (through [`Hooks::interrupter`]) and everything printed.
 //! [`SeedRuns`] trains one recipe with several seeds, each such a run, and summarises them.
 
+#![deny(unsafe_code)]
+
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;

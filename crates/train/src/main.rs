@@ -1,6 +1,8 @@
 //! `train`: trains the network as a TOML recipe says and writes the run's artifacts. This
 //! binary owns the process: the command line, signals and everything printed.
 
+#![deny(unsafe_code)]
+
 use burn::data::dataset::Dataset;
 use clap::Parser;
 use model::BackendKind;
@@ -207,7 +209,9 @@ fn plural(count: usize) -> &'static str {
 }
 
 /// Ctrl-C and SIGTERM (what service managers and containers send) stop training at the next
-/// batch boundary, keeping every finished checkpoint; a second signal quits at once.
+/// batch boundary, keeping every finished checkpoint; a second signal quits at once. The one
+/// module of this crate with `unsafe`: installing a C signal handler.
+#[allow(unsafe_code)]
 mod signals {
     use train::Interrupter;
 

@@ -139,6 +139,7 @@ fn crowded(payloads: &[Vec<u8>], requests: usize) -> anyhow::Result<Vec<String>>
     let limit = Duration::from_secs(60);
     load::run(served.addr, payloads, 8, 500, limit);
     let alone = load::run(served.addr, payloads, 64, requests, limit);
+    let alone_peak = served.peak_megabytes();
     let idle: Vec<TcpStream> = (0..1000)
         .map(|_| TcpStream::connect(served.addr))
         .collect::<Result<_, _>>()?;
@@ -148,7 +149,7 @@ fn crowded(payloads: &[Vec<u8>], requests: usize) -> anyhow::Result<Vec<String>>
     let peak = served.peak_megabytes();
     drop((idle, tricklers));
     Ok(vec![
-        load_row("64 clients, the sample digits", &alone, f64::NAN),
+        load_row("64 clients, the sample digits", &alone, alone_peak),
         load_row(
             "the same beside 1,000 idle connections and 100 bodies trickling at 1 byte/s",
             &crowded,
@@ -329,7 +330,10 @@ fn drain() -> anyhow::Result<String> {
     let seconds = started.elapsed().as_secs_f64();
     drop(tricklers);
     Ok(format!(
-        "| SIGTERM with 100 bodies trickling (`--drain-timeout 8`) | exited {status} after \
-         {seconds:.1} s | | | |"
+        "| SIGTERM with 100 bodies trickling (`--drain-timeout 8`) | exited with status {} \
+         after {seconds:.1} s | | | |",
+        status
+            .code()
+            .map_or_else(|| status.to_string(), |code| code.to_string())
     ))
 }

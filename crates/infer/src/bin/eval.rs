@@ -1,5 +1,7 @@
 //! `eval`: scores a model on the MNIST test set and draws the figures.
 
+#![deny(unsafe_code)]
+
 use anyhow::Context;
 use clap::Parser;
 use data::{MnistDataset, Split};

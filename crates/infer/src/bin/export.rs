@@ -1,5 +1,7 @@
 //! `export`: a training run's weights as a safetensors file for the tutorial's PyTorch model.
 
+#![deny(unsafe_code)]
+
 use anyhow::Context;
 use clap::Parser;
 use infer::{DigitClassifier, ModelSource};

@@ -250,3 +250,36 @@ fn schemathesis_finds_every_answer_as_described() {
     );
     assert_eq!(get(&server, "/api/health").0, 200);
 }
+
+/// `/metrics` parses with the Prometheus project's own parser, and its counts are the
+/// requests sent.
+#[test]
+#[ignore = "needs Python with prometheus-client in MNIST_BURN_PYTHON; .ci/run sets up that \
+            venv and runs it with `cargo test -p serve -- --ignored`"]
+fn the_metrics_parse_with_prometheus_client_and_count_what_was_sent() {
+    let python = std::env::var("MNIST_BURN_PYTHON")
+        .expect("MNIST_BURN_PYTHON names a Python with prometheus-client");
+    let server = Server::start(&[]);
+    for _ in 0..7 {
+        assert_eq!(get(&server, "/api/health").0, 200);
+    }
+    let seven = root().join("data/digits/seven-mnist.png");
+    for _ in 0..3 {
+        api_answer(&server, &seven);
+    }
+    assert_eq!(get(&server, "/v2/models/none").0, 404);
+    let output = std::process::Command::new(python)
+        .arg(root().join("scripts/check_metrics.py"))
+        .arg(server.url.trim_start_matches("http://"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let counts: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(counts["/api/health 200"], 7.0, "{counts}");
+    assert_eq!(counts["/api/classify 200"], 3.0, "{counts}");
+    assert_eq!(counts["/v2/models/{name} 404"], 1.0, "{counts}");
+}
