@@ -180,14 +180,30 @@ fn malformed_inference_requests_get_400_naming_the_fault() {
     assert_eq!(get(&server, "/v2/health/ready").0, 200);
 }
 
+/// Runs `MNIST_BURN_PYTHON` with `args` in `dir`; what it printed, once it has succeeded.
+fn python(args: &[&std::ffi::OsStr], dir: &std::path::Path) -> String {
+    let python = std::env::var("MNIST_BURN_PYTHON")
+        .expect("MNIST_BURN_PYTHON names the Python that .ci/run sets up");
+    let output = std::process::Command::new(python)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 /// The official Python client (`tritonclient[http]`), as KServe and Triton users would call
 /// the server, names the sample digits as `/api/classify` does.
 #[test]
 #[ignore = "needs Python with tritonclient[http] and numpy in MNIST_BURN_PYTHON; \
             .ci/run sets up that venv and runs it with `cargo test -p serve -- --ignored`"]
 fn an_official_client_classifies_as_the_api_does() {
-    let python = std::env::var("MNIST_BURN_PYTHON")
-        .expect("MNIST_BURN_PYTHON names a Python with tritonclient[http]");
     let server = Server::start(&[]);
     let address = server.url.trim_start_matches("http://");
     let mut expected = Vec::new();
@@ -197,17 +213,14 @@ fn an_official_client_classifies_as_the_api_does() {
     }
     let cases = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(cases.path(), json!(expected).to_string()).unwrap();
-    let output = std::process::Command::new(python)
-        .arg(root().join("scripts/check_oip.py"))
-        .arg(address)
-        .arg(cases.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+    let script = root().join("scripts/check_oip.py");
+    let stdout = python(
+        &[
+            script.as_os_str(),
+            address.as_ref(),
+            cases.path().as_os_str(),
+        ],
+        &root(),
     );
     assert!(stdout.contains("agree with /api/classify"), "{stdout}");
 }
@@ -219,35 +232,28 @@ fn an_official_client_classifies_as_the_api_does() {
 #[ignore = "needs Python with schemathesis in MNIST_BURN_PYTHON; .ci/run sets up that venv \
             and runs it with `cargo test -p serve -- --ignored`"]
 fn schemathesis_finds_every_answer_as_described() {
-    let python = std::env::var("MNIST_BURN_PYTHON")
-        .expect("MNIST_BURN_PYTHON names a Python with schemathesis");
     let server = Server::start(&[]);
     let reports = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(python)
-        .args(["-m", "schemathesis.cli", "run"])
-        .arg(format!("{}/openapi.json", server.url))
-        .args([
-            "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,\
-             response_schema_conformance",
-            "--max-examples",
-            "40",
-            "--seed",
-            "1",
-            "--workers",
-            "2",
-            "--generation-database",
-            "none",
-        ])
-        .current_dir(reports.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let url = format!("{}/openapi.json", server.url);
+    let args = [
+        "-m",
+        "schemathesis.cli",
+        "run",
+        &url,
+        "--checks",
+        "not_a_server_error,status_code_conformance,content_type_conformance,\
+         response_schema_conformance",
+        "--max-examples",
+        "40",
+        "--seed",
+        "1",
+        "--workers",
+        "2",
+        "--generation-database",
+        "none",
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    python(&args, reports.path());
     assert_eq!(get(&server, "/api/health").0, 200);
 }
 
@@ -257,8 +263,6 @@ fn schemathesis_finds_every_answer_as_described() {
 #[ignore = "needs Python with prometheus-client in MNIST_BURN_PYTHON; .ci/run sets up that \
             venv and runs it with `cargo test -p serve -- --ignored`"]
 fn the_metrics_parse_with_prometheus_client_and_count_what_was_sent() {
-    let python = std::env::var("MNIST_BURN_PYTHON")
-        .expect("MNIST_BURN_PYTHON names a Python with prometheus-client");
     let server = Server::start(&[]);
     for _ in 0..7 {
         assert_eq!(get(&server, "/api/health").0, 200);
@@ -268,17 +272,10 @@ fn the_metrics_parse_with_prometheus_client_and_count_what_was_sent() {
         api_answer(&server, &seven);
     }
     assert_eq!(get(&server, "/v2/models/none").0, 404);
-    let output = std::process::Command::new(python)
-        .arg(root().join("scripts/check_metrics.py"))
-        .arg(server.url.trim_start_matches("http://"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let counts: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let script = root().join("scripts/check_metrics.py");
+    let address = server.url.trim_start_matches("http://");
+    let stdout = python(&[script.as_os_str(), address.as_ref()], &root());
+    let counts: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(counts["/api/health 200"], 7.0, "{counts}");
     assert_eq!(counts["/api/classify 200"], 3.0, "{counts}");
     assert_eq!(counts["/v2/models/{name} 404"], 1.0, "{counts}");
