@@ -22,7 +22,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -98,11 +97,7 @@ async fn admit_and_time_out(
         Err(_) => {
             state.metrics.reject("timeout");
             let message = format!("the request took longer than {} s", timeout.as_secs_f64());
-            let mut response = (
-                StatusCode::REQUEST_TIMEOUT,
-                axum::Json(serde_json::json!({ "error": message })),
-            )
-                .into_response();
+            let mut response = ApiError::new(StatusCode::REQUEST_TIMEOUT, message).into_response();
             // Whatever is left of the body is never read: the connection cannot go on.
             response
                 .headers_mut()
@@ -251,7 +246,7 @@ async fn observe(
         .to_string(),
     };
     // A full disk or a log reader that went away must not cost anyone their answer.
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    infer::console::note(line);
     response
 }
 

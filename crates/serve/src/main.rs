@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use infer::DigitClassifier;
 use infer::cli::{ModelArgs, TtaArgs};
+use infer::console::note;
 use serve::api::{AppState, RequestLimits};
 use serve::batcher::Batcher;
 use serve::metrics::Metrics;
@@ -16,6 +17,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+#[cfg(unix)]
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// Serve the network: a page to draw digits on, and an HTTP API to classify images.
 #[derive(Parser, Debug)]
@@ -126,7 +129,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            log(&format!("error: {error:#}"));
+            note(format_args!("error: {error:#}"));
             ExitCode::FAILURE
         }
     }
@@ -166,6 +169,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("{}: cannot listen", cli.addr))?;
         let address = listener.local_addr()?;
+        // Listened to before the address is announced: a signal sent as soon as the server
+        // is known to be up is caught, never left to its default action (ending the process).
+        let signals = Signals::new();
+        let hangups = Hangups::new();
         // The first line on stdout is the address, for people and for scripts (port 0 picks
         // a free port).
         // Serving goes on if nobody can read it.
@@ -174,15 +181,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             source.describe(),
             ready.description
         ));
-        tokio::spawn(reload_on_hangup(reloader, state.clone()));
+        tokio::spawn(reload_on_hangup(hangups, reloader, state.clone()));
         let app = serve::app(state, cli.log_format);
         let connections = cli.limits.connections();
         let shutdown = async move {
-            shutdown_signal().await;
+            shutdown_signal(signals).await;
             draining.store(true, std::sync::atomic::Ordering::Relaxed);
         };
         let drained = server::serve(listener, app, &connections, shutdown).await;
-        log(&match drained.cut {
+        note(match drained.cut {
             0 => "stopped".to_string(),
             cut => format!(
                 "stopped: the drain deadline ({} s) passed with {cut} connections open, closed \
@@ -194,79 +201,95 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     })
 }
 
-/// A line on stderr; a log nobody can read is no reason to fail.
-fn log(line: &str) {
-    infer::console::note(line);
-}
-
 /// Loads the model again at each SIGHUP, keeping the old one when that fails.
-async fn reload_on_hangup(reloader: Reloader, state: Arc<AppState>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            match reloader.reload(&state).await {
-                Ok(info) => log(&format!("reloaded {} (sha256 {})", info.label, info.sha256)),
-                Err(error) => log(&format!(
-                    "reload failed, the model loaded before keeps serving: {error}"
-                )),
-            }
+async fn reload_on_hangup(mut hangups: Hangups, reloader: Reloader, state: Arc<AppState>) {
+    while hangups.next().await {
+        match reloader.reload(&state).await {
+            Ok(info) => note(format_args!(
+                "reloaded {} (sha256 {})",
+                info.label, info.sha256
+            )),
+            Err(error) => note(format_args!(
+                "reload failed, the model loaded before keeps serving: {error}"
+            )),
         }
     }
-    #[cfg(not(unix))]
-    let _ = (reloader, state);
 }
 
 /// The first Ctrl-C or SIGTERM (what service managers and containers send) starts a drain;
 /// a second one ends the process at once.
-async fn shutdown_signal() {
-    let mut signals = Signals::new();
+async fn shutdown_signal(mut signals: Signals) {
     signals.next().await;
-    log("shutting down: finishing the requests in flight (a second signal quits at once)");
+    note("shutting down: finishing the requests in flight (a second signal quits at once)");
     tokio::spawn(async move {
         signals.next().await;
-        log("second signal: quitting now");
+        note("second signal: quitting now");
         std::process::exit(130);
     });
 }
 
-/// Ctrl-C and SIGTERM as one stream.
+/// Ctrl-C and SIGTERM as one stream, listened to from its creation.
 struct Signals {
     #[cfg(unix)]
-    terminate: Option<tokio::signal::unix::Signal>,
+    interrupt: Option<Signal>,
+    #[cfg(unix)]
+    terminate: Option<Signal>,
 }
 
 impl Signals {
     fn new() -> Self {
         Self {
             #[cfg(unix)]
-            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .ok(),
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            #[cfg(unix)]
+            terminate: signal(SignalKind::terminate()).ok(),
         }
     }
 
+    #[cfg(unix)]
     async fn next(&mut self) {
-        let ctrl_c = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        #[cfg(unix)]
-        let terminate = async {
-            match &mut self.terminate {
-                Some(signal) => {
-                    signal.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
         tokio::select! {
-            () = ctrl_c => {},
-            () = terminate => {},
+            _ = received(&mut self.interrupt) => {},
+            _ = received(&mut self.terminate) => {},
         }
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// SIGHUP as a stream, listened to from its creation; never, where there is no SIGHUP.
+struct Hangups {
+    #[cfg(unix)]
+    hangup: Option<Signal>,
+}
+
+impl Hangups {
+    fn new() -> Self {
+        Self {
+            #[cfg(unix)]
+            hangup: signal(SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// Waits for the next SIGHUP; `false` when none can come.
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        return received(&mut self.hangup).await;
+        #[cfg(not(unix))]
+        return false;
+    }
+}
+
+/// Waits for `signal`; for ever when it could not be listened to. `false` if its stream
+/// ended.
+#[cfg(unix)]
+async fn received(signal: &mut Option<Signal>) -> bool {
+    match signal {
+        Some(signal) => signal.recv().await.is_some(),
+        None => std::future::pending().await,
     }
 }
 

@@ -241,6 +241,17 @@ fn reload(server: &Server, result: &str, expected: usize) -> String {
     }
 }
 
+/// A SIGHUP sent as soon as the address is printed reloads: the handler is in place before
+/// the server says it is up (a signal before it would have ended the process).
+#[test]
+fn a_sighup_right_after_start_reloads_and_does_not_kill() {
+    for _ in 0..3 {
+        let server = Server::start(&[]);
+        reload(&server, "ok", 1);
+        assert_eq!(get(&server, "/api/health").0, 200);
+    }
+}
+
 /// SIGHUP loads the model again while clients are served; a damaged model is refused and
 /// the old one keeps answering.
 #[test]
