@@ -35,16 +35,6 @@ impl Augmentation {
             && self.elastic_pixels == 0.0
     }
 
-    /// Every bound times `strength`: how a run lightens its distortions toward the end.
-    pub fn scaled(&self, strength: f32) -> Self {
-        Self {
-            rotation_degrees: self.rotation_degrees * strength,
-            scale: self.scale * strength,
-            shift_pixels: self.shift_pixels * strength,
-            elastic_pixels: self.elastic_pixels * strength,
-        }
-    }
-
     /// Writes one randomly distorted copy of `pixels` into `inputs`, already scaled as
     /// [`pixel_to_input`] scales pixels. The image turns and scales about its centre and is
     /// resampled bilinearly; whatever comes from outside the frame is background.
@@ -552,26 +542,5 @@ mod tests {
         let (x, _) = field_at(&field, 3, 0);
         assert!(x > 0.4 && x < 0.7, "{x}");
         assert_eq!(field_at(&field, 14, 14), (0.0, 0.0));
-    }
-
-    #[test]
-    fn scaling_shrinks_every_bound() {
-        let augmentation = Augmentation {
-            rotation_degrees: 10.0,
-            scale: 0.2,
-            shift_pixels: 2.0,
-            elastic_pixels: 1.0,
-        };
-        let half = augmentation.scaled(0.5);
-        assert_eq!(
-            (
-                half.rotation_degrees,
-                half.scale,
-                half.shift_pixels,
-                half.elastic_pixels
-            ),
-            (5.0, 0.1, 1.0, 0.5)
-        );
-        assert!(augmentation.scaled(0.0).is_identity());
     }
 }

@@ -40,31 +40,6 @@ struct Augmenter {
     augmentation: Augmentation,
     seed: u64,
     next_batch: AtomicU64,
-    fade: Option<Fade>,
-}
-
-/// Distortions shrinking linearly over a run: strong early, when they teach the most, and
-/// lighter at the end, so the last steps fit images like the ones the model will see.
-#[derive(Clone, Copy, Debug)]
-struct Fade {
-    /// Batches in the whole run.
-    total_batches: u64,
-    /// The bounds' fraction in the last batch.
-    final_strength: f32,
-}
-
-impl Augmenter {
-    /// The bounds for batch `batch` of the run.
-    fn bounds(&self, batch: u64) -> Augmentation {
-        match self.fade {
-            None => self.augmentation,
-            Some(fade) => {
-                let progress = (batch as f32 / fade.total_batches.max(1) as f32).min(1.0);
-                let strength = 1.0 - (1.0 - fade.final_strength) * progress;
-                self.augmentation.scaled(strength)
-            }
-        }
-    }
 }
 
 impl MnistBatcher {
@@ -77,26 +52,8 @@ impl MnistBatcher {
                 augmentation,
                 seed,
                 next_batch: AtomicU64::new(first_batch),
-                fade: None,
             })),
         }
-    }
-
-    /// Shrinks the distortions linearly over a run of `total_batches`, to `final_strength` of
-    /// their bounds in the last batch; a batcher without augmentation is unchanged.
-    pub fn fading(self, total_batches: u64, final_strength: f32) -> Self {
-        let augmenter = self.augmenter.map(|augmenter| {
-            Arc::new(Augmenter {
-                augmentation: augmenter.augmentation,
-                seed: augmenter.seed,
-                next_batch: AtomicU64::new(augmenter.next_batch.load(Ordering::Relaxed)),
-                fade: Some(Fade {
-                    total_batches,
-                    final_strength,
-                }),
-            })
-        });
-        Self { augmenter }
     }
 
     /// Turns 28×28 grey images into the network's input tensor `[n, 1, 28, 28]`.
@@ -124,7 +81,6 @@ impl Batcher<MnistItem, MnistBatch> for MnistBatcher {
             None => Self::images(items.iter().map(|item| &item.pixels), device),
             Some(augmenter) => {
                 let batch = augmenter.next_batch.fetch_add(1, Ordering::Relaxed);
-                let bounds = augmenter.bounds(batch);
                 let mut inputs = vec![0.0; items.len() * PIXELS];
                 // Images are distorted in parallel, each from its own stream (the seed, the
                 // batch number and its place in the batch), so threads cannot change the draws.
@@ -136,7 +92,7 @@ impl Batcher<MnistItem, MnistBatch> for MnistBatcher {
                         let stream =
                             (batch << 16 | position as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                         let mut rng = StdRng::seed_from_u64(augmenter.seed ^ stream);
-                        bounds.apply(&item.pixels, &mut rng, slot);
+                        augmenter.augmentation.apply(&item.pixels, &mut rng, slot);
                     });
                 Tensor::from_data(
                     TensorData::new(inputs, [items.len(), 1, IMAGE_SIDE, IMAGE_SIDE]),
@@ -224,27 +180,5 @@ mod tests {
             pixels(MnistBatcher::augmented(augmentation, 6, 0).batch(items(), &device)),
             first
         );
-    }
-
-    #[test]
-    fn a_fading_run_ends_with_plain_images() {
-        let augmentation = DISTORTION;
-        let device = Device::flex();
-        let plain = pixels(MnistBatcher::default().batch(items(), &device));
-        // Four batches fading to nothing: the first is distorted as without a fade, the fifth
-        // (past the end) is plain.
-        let run = MnistBatcher::augmented(augmentation, 5, 0).fading(4, 0.0);
-        let first = pixels(run.batch(items(), &device));
-        assert_eq!(
-            first,
-            pixels(MnistBatcher::augmented(augmentation, 5, 0).batch(items(), &device))
-        );
-        let last = pixels(
-            MnistBatcher::augmented(augmentation, 5, 4)
-                .fading(4, 0.0)
-                .batch(items(), &device),
-        );
-        assert_eq!(last, plain);
-        assert!(MnistBatcher::default().fading(4, 0.0).augmenter.is_none());
     }
 }

@@ -27,8 +27,6 @@ pub struct RunConfig {
     pub augmentation: AugmentationSection,
     /// Where MNIST is and how much of it to use.
     pub data: DataSection,
-    /// Learning from a trained teacher's predictions as well as from the labels.
-    pub distillation: DistillationSection,
 }
 
 /// Adam's settings.
@@ -80,9 +78,6 @@ pub struct AugmentationSection {
     /// Largest displacement of a smooth elastic warp, in pixels (see
     /// [`data::Augmentation::elastic_pixels`]).
     pub elastic_pixels: f32,
-    /// Every bound shrinks linearly over the run, to this fraction of itself in the last
-    /// batch; 1 keeps them constant.
-    pub final_strength: f32,
 }
 
 /// How long and in what steps to train.
@@ -93,37 +88,10 @@ pub struct TrainingSection {
     pub epochs: usize,
     /// Images per optimizer step.
     pub batch_size: usize,
-    /// Keep an exponential moving average of the weights, `average = decay × average +
-    /// (1 − decay) × weights` after every step, and evaluate and save it as the model; 0
-    /// turns it off. 0.99 averages roughly the last 100 steps.
-    pub average_decay: f64,
-    /// Train against targets mixed with the uniform distribution by this much (0 turns it
-    /// off); evaluation always scores the plain cross-entropy.
-    pub label_smoothing: f32,
     /// Take each step's gradient over only this share of its batch: the images with the
     /// largest loss ("selective backprop", Jiang et al. 2019). The others cost only their
     /// forward pass; 1 takes every image.
     pub backprop_fraction: f32,
-}
-
-/// Knowledge distillation (Hinton et al. 2015): the loss adds the cross-entropy between the
-/// teacher's and this network's predictions, both softened by `temperature`, to the labels'.
-/// The teacher is any finished run, typically a wider network of the same family; it only
-/// shapes the targets, so the trained network keeps its own architecture.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DistillationSection {
-    /// The teacher's run directory (`model.bpk` + `config.toml`), relative to the working
-    /// directory; absent, there is no distillation. When it holds `seed-K/` runs (as
-    /// `train --seeds` writes), a run with seed K learns from `seed-K`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub teacher: Option<PathBuf>,
-    /// Divides both networks' logits before the softmax: above 1 it shows how the teacher
-    /// ranks the wrong classes, which is what it has to teach.
-    pub temperature: f32,
-    /// The softened loss's share of the total (scaled by `temperature²` so its gradients
-    /// match the labels' in size); the labels' loss has the rest.
-    pub weight: f32,
 }
 
 /// Where MNIST is, how much of it to use, and whether to hold out a validation split.
@@ -155,17 +123,6 @@ impl Default for RunConfig {
             training: TrainingSection::default(),
             augmentation: AugmentationSection::default(),
             data: DataSection::default(),
-            distillation: DistillationSection::default(),
-        }
-    }
-}
-
-impl Default for DistillationSection {
-    fn default() -> Self {
-        Self {
-            teacher: None,
-            temperature: 4.0,
-            weight: 0.5,
         }
     }
 }
@@ -193,7 +150,6 @@ impl Default for AugmentationSection {
             scale: 0.0,
             shift_pixels: 0.0,
             elastic_pixels: 0.0,
-            final_strength: 1.0,
         }
     }
 }
@@ -203,8 +159,6 @@ impl Default for TrainingSection {
         Self {
             epochs: 10,
             batch_size: 128,
-            average_decay: 0.0,
-            label_smoothing: 0.0,
             backprop_fraction: 1.0,
         }
     }
@@ -286,13 +240,6 @@ impl RunConfig {
         self.augmentation.check()?;
         self.training.check()?;
         self.data.check()?;
-        self.distillation.check()?;
-        if self.training.backprop_fraction < 1.0 && self.distillation.teacher.is_some() {
-            return invalid(
-                "training.backprop_fraction",
-                "must be 1 when distilling: the teacher's loss takes every image".into(),
-            );
-        }
         self.fits_in_memory(available_memory())
     }
 
@@ -392,7 +339,7 @@ impl RunConfig {
                     _ => return Err(fail(key, format!("no such section{hint}"))),
                 };
             }
-            let optional = ["train_limit", "test_limit", "validation_images", "teacher"];
+            let optional = ["train_limit", "test_limit", "validation_images"];
             if !slot.contains_key(last) && !optional.contains(&last) {
                 let mut keys: Vec<String> = slot.keys().cloned().collect();
                 keys.extend(optional.map(String::from));
@@ -572,7 +519,6 @@ impl AugmentationSection {
             ("augmentation.scale", self.scale, 0.5),
             ("augmentation.shift_pixels", self.shift_pixels, 8.0),
             ("augmentation.elastic_pixels", self.elastic_pixels, 4.0),
-            ("augmentation.final_strength", self.final_strength, 1.0),
         ] {
             if !(0.0..=max).contains(&value) {
                 return invalid(key, format!("must be in [0, {max}], got {value}"));
@@ -596,18 +542,6 @@ impl TrainingSection {
         }
         if self.batch_size == 0 {
             return invalid("training.batch_size", "must be at least 1".into());
-        }
-        if !(0.0..1.0).contains(&self.average_decay) {
-            return invalid(
-                "training.average_decay",
-                format!("must be in [0, 1), not {}", self.average_decay),
-            );
-        }
-        if !(0.0..1.0).contains(&self.label_smoothing) {
-            return invalid(
-                "training.label_smoothing",
-                format!("must be in [0, 1), not {}", self.label_smoothing),
-            );
         }
         if !(self.backprop_fraction > 0.0 && self.backprop_fraction <= 1.0) {
             return invalid(
@@ -638,24 +572,6 @@ impl DataSection {
                     format!("must leave training images: {held} of {training} held out"),
                 );
             }
-        }
-        Ok(())
-    }
-}
-
-impl DistillationSection {
-    fn check(&self) -> Result<(), Invalid> {
-        if !(self.temperature.is_finite() && (1.0..=100.0).contains(&self.temperature)) {
-            return invalid(
-                "distillation.temperature",
-                format!("must be in [1, 100], got {}", self.temperature),
-            );
-        }
-        if !(0.0..=1.0).contains(&self.weight) {
-            return invalid(
-                "distillation.weight",
-                format!("must be in [0, 1], got {}", self.weight),
-            );
         }
         Ok(())
     }
@@ -815,10 +731,6 @@ mod tests {
                 "[training]\nbackprop_fraction = 1.5",
                 "training.backprop_fraction",
             ),
-            (
-                "[training]\nbackprop_fraction = 0.5\n[distillation]\nteacher = 'runs/wide'",
-                "training.backprop_fraction",
-            ),
         ] {
             let err = parse_err(text);
             assert_eq!(err.key, key, "{text}: {err}");
@@ -932,14 +844,7 @@ mod tests {
     #[test]
     fn shipped_configs_are_valid() {
         let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-        for name in [
-            "default.toml",
-            "tutorial.toml",
-            "smoke.toml",
-            "teacher.toml",
-            "distill.toml",
-            "fast.toml",
-        ] {
+        for name in ["default.toml", "tutorial.toml", "smoke.toml", "fast.toml"] {
             RunConfig::load(&configs.join(name)).unwrap();
         }
     }

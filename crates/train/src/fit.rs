@@ -4,7 +4,6 @@
 use crate::checkpoint::last_complete_epoch;
 use crate::classifier::Classifier;
 use crate::config::{OptimizerSection, RunConfig, Schedule};
-use crate::distill::Teacher;
 use crate::error::TrainError;
 use crate::prefetch::Prefetched;
 use crate::quiet::QuietRenderer;
@@ -51,8 +50,6 @@ pub(crate) struct FitPlan<'a> {
     pub resume_from: Option<usize>,
     /// Rows of `metrics.csv` already done, when resuming.
     pub done_rows: Vec<EpochRow>,
-    /// The network to distil from, if any.
-    pub teacher: Option<Teacher>,
 }
 
 /// A trained network, in inference mode on the run's device, and its epochs.
@@ -114,11 +111,9 @@ impl FitPlan<'_> {
     ) -> (SupervisedTraining<Classifier>, SharedRows) {
         let batch_size = self.config.training.batch_size;
         let batches_done = self.resume_from.unwrap_or(0) * self.batches_per_epoch(train.len());
-        let all_batches = self.config.training.epochs * self.batches_per_epoch(train.len());
         let train_batcher = match self.config.augmentation.augmentation() {
             Some(augmentation) => {
                 MnistBatcher::augmented(augmentation, self.config.seed, batches_done as u64)
-                    .fading(all_batches as u64, self.config.augmentation.final_strength)
             }
             None => MnistBatcher::default(),
         };
@@ -170,14 +165,10 @@ impl FitPlan<'_> {
         autodiff: &Device,
         train_images: usize,
     ) -> Result<Learner<Classifier>, TrainError> {
-        let training = &self.config.training;
         let mut classifier = Classifier::new(
             self.config.model.init(autodiff),
-            training.average_decay,
-            training.label_smoothing,
-        )
-        .with_backprop_fraction(training.backprop_fraction)
-        .with_teacher(self.teacher.clone());
+            self.config.training.backprop_fraction,
+        );
         if let Some(epoch) = self.resume_from {
             // Burn panics on a checkpoint it cannot read or that does not fit: read each
             // record here first, to name the file and say why instead.
@@ -245,7 +236,7 @@ impl FitPlan<'_> {
             });
         }
         drop(result.renderer);
-        Ok(result.model.evaluated().valid().fork(self.device))
+        Ok(result.model.cnn.valid().fork(self.device))
     }
 }
 

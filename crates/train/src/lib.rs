@@ -11,7 +11,6 @@
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
-pub mod distill;
 mod error;
 pub mod fetch;
 mod fit;

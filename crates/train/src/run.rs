@@ -5,7 +5,6 @@
 
 use crate::checkpoint::last_complete_epoch;
 use crate::config::{ConfigError, RunConfig};
-use crate::distill::{Teacher, TeacherRun};
 use crate::error::TrainError;
 use crate::fetch::download_missing;
 use crate::fit::{FitPlan, Fitted, Hooks};
@@ -131,8 +130,6 @@ pub struct PreparedRun {
     pub resume: Resume,
     /// The images.
     pub data: RunData,
-    /// The network to distil from, when the recipe names one.
-    pub teacher: Option<Teacher>,
     /// Start over in a directory that holds an earlier run.
     restart: bool,
     /// The artifact directory's claim, held until training ends.
@@ -166,7 +163,6 @@ impl PreparedRun {
                 ),
             }));
         }
-        let teacher = TeacherRun::find(&config, &config_path)?;
         let lock = RunLock::acquire(&artifact_dir)?;
         holds_no_seed_runs(&artifact_dir)?;
         if !options.resume && !options.restart {
@@ -179,9 +175,6 @@ impl PreparedRun {
             true => last_complete_epoch(&artifact_dir.join("checkpoint"))
                 .map_or(Resume::NoCheckpoint, Resume::AfterEpoch),
         };
-        let teacher = teacher
-            .map(|teacher| teacher.load(&config.distillation, &device.device))
-            .transpose()?;
         let data = RunData::load(&config, options.download, on_download)?;
         Ok(Self {
             config,
@@ -191,7 +184,6 @@ impl PreparedRun {
             device,
             resume,
             data,
-            teacher,
             restart: options.restart,
             _lock: lock,
         })
@@ -223,7 +215,6 @@ impl PreparedRun {
             device: &self.device.device,
             resume_from,
             done_rows,
-            teacher: self.teacher.clone(),
         };
         let fitted = plan.fit(&self.data.train, &self.data.held_out, hooks)?;
         self.finish(fitted)

@@ -2,7 +2,6 @@
 //! links all of Burn, so one binary instead of three is a shorter build.
 
 mod cli;
-mod distill;
 mod protect;
 mod resume;
 mod seeds;
