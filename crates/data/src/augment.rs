@@ -3,13 +3,16 @@
 //! sample.
 
 use crate::PIXELS;
-use crate::batcher::pixel_to_input;
+use crate::input::pixel_to_input;
 use model::IMAGE_SIDE;
 use rand::{Rng, RngExt};
+use serde::{Deserialize, Serialize};
 
-/// Bounds of the random affine distortion; each image draws its own values uniformly from
-/// ± these bounds.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Bounds of the random distortion; each image draws its own values uniformly from ± these
+/// bounds. Read as the `[augmentation]` section of a training recipe: a key left out is 0,
+/// no distortion of that kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Augmentation {
     /// Largest rotation either way, in degrees.
     pub rotation_degrees: f32,

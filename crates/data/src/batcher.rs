@@ -2,6 +2,7 @@
 
 use crate::PIXELS;
 use crate::augment::Augmentation;
+use crate::input::pixel_to_input;
 use crate::mnist::MnistItem;
 use burn::data::dataloader::batcher::Batcher;
 use burn::prelude::*;
@@ -11,11 +12,6 @@ use rand::rngs::StdRng;
 use rayon::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// The input scaling shared by training, evaluation and inference: `ToTensor()`'s `[0, 1]`.
-pub fn pixel_to_input(pixel: u8) -> f32 {
-    f32::from(pixel) / 255.0
-}
 
 /// A batch ready for the network.
 #[derive(Clone, Debug)]

@@ -10,17 +10,19 @@ mod augment;
 mod batcher;
 mod files;
 mod idx;
+mod input;
 mod mnist;
 mod preprocess;
 
 pub use augment::Augmentation;
-pub use batcher::{MnistBatch, MnistBatcher, pixel_to_input};
+pub use batcher::{MnistBatch, MnistBatcher};
 pub use files::{
     MAX_IMAGE_FILE_BYTES, MAX_TEXT_FILE_BYTES, checksum_path, matches_checksum, read_bounded,
     read_text_bounded, sha256_hex, verify_checksum, write_atomic, write_named_file, write_target,
     write_with_checksum,
 };
 pub use idx::{IdxError, IdxFile, read_idx};
+pub use input::pixel_to_input;
 pub use mnist::{DataError, MnistDataset, MnistFile, MnistItem, Split};
 pub use preprocess::{
     MAX_PIXELS, PreprocessError, decoding_cost, preprocess_bytes, preprocess_image, to_mnist,

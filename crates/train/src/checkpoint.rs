@@ -1,16 +1,22 @@
-//! Finding where an interrupted run can pick up.
+//! The records an epoch leaves behind, and where an interrupted run can pick up.
 //!
-//! Burn writes each epoch's `model-N.bpk`, `optim-N.bpk` and `scheduler-N.bpk` under
-//! `checkpoint/`; its burnpack writer goes through a temporary file and a rename, so a record
-//! on disk is always whole, even after `kill -9`.
+//! Each epoch writes `model-N.bpk`, `optim-N.bpk` and `scheduler-N.bpk` under `checkpoint/`,
+//! each through a temporary file and a rename (so a record on disk is always whole, even after
+//! `kill -9`) and each with its SHA-256 beside it, as `model.bpk` has: a record damaged on
+//! disk is refused when a run resumes from it, naming the file, instead of training on from
+//! wrong weights.
 
+use crate::error::TrainError;
+use burn::tensor::Bytes;
+use burn::train::checkpoint::{Checkpoint, Checkpointer, CheckpointerError};
+use model::one_line;
 use std::path::{Path, PathBuf};
 
 /// The three records Burn checkpoints each epoch; an epoch is resumable when all exist.
 const PARTS: [&str; 3] = ["model", "optim", "scheduler"];
 
-fn record_path(directory: &Path, name: &str, epoch: usize) -> PathBuf {
-    directory.join(format!("{name}-{epoch}.bpk"))
+fn record_path(directory: &Path, part: &str, epoch: usize) -> PathBuf {
+    directory.join(format!("{part}-{epoch}.bpk"))
 }
 
 /// The latest epoch whose model, optimizer and scheduler records are all on disk.
@@ -32,11 +38,87 @@ pub fn last_complete_epoch(directory: &Path) -> Option<usize> {
         .max()
 }
 
-/// Whether `name` is a record Burn checkpoints (`model-3.bpk`), or one being written
-/// (`.model-3.bpk.partial`, its writer's temporary file).
+/// One of the records checkpointed after `epoch` (`model`, `optim` or `scheduler`), checked
+/// against its checksum first. Burn panics on a record it cannot read; reading it here names
+/// the file and the way out instead.
+pub(crate) fn read_record<R: Checkpoint>(
+    directory: &Path,
+    part: &str,
+    epoch: usize,
+) -> Result<R, TrainError> {
+    let path = record_path(directory, part, epoch);
+    let damaged = |reason: String| {
+        TrainError::file(
+            &path,
+            format!(
+                "{reason}; remove epoch {epoch}'s model, optim and scheduler records (and their \
+                 .sha256 files) to resume from the epoch before"
+            ),
+        )
+    };
+    let bytes = data::read_bounded(&path, MAX_RECORD_BYTES)
+        .map_err(|e| damaged(format!("cannot read: {e}")))?;
+    data::verify_checksum(&path, &bytes).map_err(damaged)?;
+    R::checkpoint_from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| damaged(format!("cannot read ({})", one_line(&e.to_string()))))
+}
+
+/// Largest record a checkpoint may hold: Adam's moments of a network far wider than any
+/// recipe allows to train.
+const MAX_RECORD_BYTES: u64 = 1 << 32;
+
+/// Burn's checkpointer for one of the three records, writing each with its checksum.
+pub(crate) struct ChecksummedRecords {
+    directory: PathBuf,
+    part: &'static str,
+}
+
+impl ChecksummedRecords {
+    /// The model's, the optimizer's and the schedule's checkpointers, writing into `directory`.
+    pub(crate) fn all(directory: &Path) -> [Self; 3] {
+        PARTS.map(|part| Self {
+            directory: directory.to_path_buf(),
+            part,
+        })
+    }
+}
+
+impl<R: Checkpoint> Checkpointer<R> for ChecksummedRecords {
+    fn save(&self, epoch: usize, record: R) -> Result<(), CheckpointerError> {
+        let bytes = record
+            .checkpoint_into_bytes()
+            .map_err(CheckpointerError::Record)?;
+        std::fs::create_dir_all(&self.directory).map_err(CheckpointerError::IOError)?;
+        data::write_with_checksum(&record_path(&self.directory, self.part, epoch), &bytes)
+            .map_err(CheckpointerError::IOError)
+    }
+
+    fn delete(&self, epoch: usize) -> Result<(), CheckpointerError> {
+        let path = record_path(&self.directory, self.part, epoch);
+        for file in [data::checksum_path(&path), path] {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(CheckpointerError::IOError(e));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn restore(&self, epoch: usize) -> Result<R, CheckpointerError> {
+        read_record(&self.directory, self.part, epoch)
+            .map_err(|e| CheckpointerError::Unknown(e.to_string()))
+    }
+}
+
+/// Whether `name` is a checkpointed record (`model-3.bpk`), its checksum
+/// (`model-3.bpk.sha256`), or one being written (`.model-3.bpk.partial`, the temporary file of
+/// Burn's writer in earlier versions).
 fn is_record(name: &str) -> bool {
     let name = name.strip_prefix('.').unwrap_or(name);
     let name = name.strip_suffix(".partial").unwrap_or(name);
+    let name = name.strip_suffix(".sha256").unwrap_or(name);
     PARTS.iter().any(|part| {
         name.strip_prefix(part)
             .and_then(|rest| rest.strip_prefix('-'))

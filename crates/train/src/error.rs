@@ -1,7 +1,7 @@
 //! Everything that can end a training run early, each naming the file or value at fault.
 
-use crate::config::ConfigError;
-use crate::fetch::FetchError;
+use crate::recipe::ConfigError;
+use crate::run::fetch::FetchError;
 use data::DataError;
 use model::BackendError;
 use std::fmt;

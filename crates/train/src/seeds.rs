@@ -6,12 +6,13 @@
 //! resume). `DIR` holds the recipe every seed started from (`config.toml`), one row per
 //! finished seed (`seeds.csv`, rewritten as each ends) and the summary (`seeds.json`).
 
-use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::fit::Hooks;
-use crate::lock::RunLock;
+use crate::recipe::RunConfig;
+use crate::run::lock::RunLock;
 use crate::run::{
-    PreparedRun, Summary, TrainOptions, default_artifact_dir, refuse_earlier_run, resolve_config,
+    PreparedRun, Summary, TrainOptions, check_memory, default_artifact_dir, refuse_earlier_run,
+    resolve_config,
 };
 use data::write_atomic;
 use serde::{Deserialize, Serialize};
@@ -254,6 +255,7 @@ impl SeedRuns {
             true => resumed_recipe(options, &saved)?,
             false => resolve_config(RunConfig::load(&options.config_path)?, options)?,
         };
+        check_memory(&config, &options.config_path.display().to_string())?;
         let lock = RunLock::acquire(&dir)?;
         if !options.resume && !options.restart {
             holds_no_earlier_seeds(&dir)?;

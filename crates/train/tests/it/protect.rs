@@ -168,8 +168,7 @@ fn a_truncated_checkpoint_is_refused_on_resume() {
     let run = dir.path().join("run");
     let output = train_into(Path::new("configs/smoke.toml"), &run, &[]);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    // (The scheduler's record holds no tensors here: cut in half, it loses only padding.)
-    for part in ["model", "optim"] {
+    for part in ["model", "optim", "scheduler"] {
         let path = run.join(format!("checkpoint/{part}-1.bpk"));
         let whole = std::fs::read(&path).unwrap();
         std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
@@ -183,4 +182,30 @@ fn a_truncated_checkpoint_is_refused_on_resume() {
         assert_refused(&output, &[&format!("{part}-1.bpk"), "damaged"]);
         std::fs::write(&path, whole).unwrap();
     }
+}
+
+/// A checkpoint whose bytes changed but still parse (one weight flipped on disk) is refused by
+/// its checksum on `--resume`: training on would blame the recipe for the damage.
+#[test]
+fn a_damaged_but_readable_checkpoint_is_refused_by_its_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let output = train_into(Path::new("configs/smoke.toml"), &run, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let path = run.join("checkpoint/model-1.bpk");
+    assert!(run.join("checkpoint/model-1.bpk.sha256").is_file());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 2;
+    bytes[last] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+    let resume = [
+        "--resume",
+        "--epochs",
+        "2",
+        "--artifact-dir",
+        run.to_str().unwrap(),
+    ];
+    let output = train(&resume);
+    assert_refused(&output, &["model-1.bpk", "does not match its checksum"]);
+    assert!(!run.join("checkpoint/model-2.bpk").exists());
 }

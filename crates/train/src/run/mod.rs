@@ -3,14 +3,21 @@
 //! [`PreparedRun::train`] saves the recipe, fits the network ([`crate::fit`]) and finishes:
 //! `model.bpk`, the one test score, `summary.json` and `curves.png`.
 
+mod curves;
+pub(crate) mod fetch;
+pub(crate) mod lock;
+mod memory;
+
+pub(crate) use memory::check_memory;
+
 use crate::checkpoint::last_complete_epoch;
-use crate::config::{ConfigError, RunConfig};
 use crate::error::TrainError;
-use crate::fetch::download_missing;
+use crate::fit::report::{EpochRow, read_metrics};
 use crate::fit::{FitPlan, Fitted, Hooks};
-use crate::lock::RunLock;
-use crate::plots::write_curves;
-use crate::report::{EpochRow, read_metrics};
+use crate::recipe::{ConfigError, RunConfig};
+use crate::run::curves::write_curves;
+use crate::run::fetch::download_missing;
+use crate::run::lock::RunLock;
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
 use data::{DataError, MnistDataset, Split, write_atomic};
@@ -150,6 +157,7 @@ impl PreparedRun {
         let config_path = recipe_path(options, &artifact_dir)?;
         let recipe = RunConfig::load(&config_path)?;
         let config = resolve_config(recipe.clone(), options)?;
+        memory::check_memory(&config, &config_path.display().to_string())?;
         if options.resume {
             keeps_its_network(&recipe, &config, &config_path)?;
         }

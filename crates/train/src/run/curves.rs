@@ -1,7 +1,7 @@
 //! `curves.png`: loss and accuracy per epoch, on the training and the held-out images, drawn
 //! with the figures module `infer` draws its evaluation figures with.
 
-use crate::report::EpochRow;
+use crate::fit::report::EpochRow;
 use infer::figures::{Canvas, DrawResult, FONT_FAMILY, FigureError, draw_png};
 use plotters::prelude::*;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! A renderer that draws nothing, for when stdout is a pipe or a log file.
 //!
 //! Burn's plain CLI renderer prints a debug dump per batch; here the epoch lines come from
-//! [`EpochReport`](crate::report::EpochReport) instead.
+//! [`EpochReport`](crate::fit::report::EpochReport) instead.
 
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
 use burn::train::metric::MetricDefinition;

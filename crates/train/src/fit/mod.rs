@@ -1,30 +1,32 @@
-//! Fitting the network with Burn's Learner: the data loaders, the optimizer and its
-//! schedule, the per-epoch report, checkpoints, and the launch.
+//! The training loop: Burn's Learner with this run's data loaders, optimizer, schedule,
+//! per-epoch report and checkpoints, and the network it ends with.
 
-use crate::checkpoint::last_complete_epoch;
-use crate::classifier::Classifier;
-use crate::config::{OptimizerSection, RunConfig, Schedule};
+pub(crate) mod classifier;
+mod kept_awake;
+mod prefetch;
+mod quiet;
+pub(crate) mod report;
+mod schedule;
+
+use self::classifier::Classifier;
+use self::prefetch::Prefetched;
+use self::quiet::QuietRenderer;
+use self::report::{DIVERGED, EpochReport, EpochRow, MeasureNames, SharedRows};
+use crate::checkpoint::{self, ChecksummedRecords, last_complete_epoch};
 use crate::error::TrainError;
-use crate::prefetch::Prefetched;
-use crate::quiet::QuietRenderer;
-use crate::report::{DIVERGED, EpochReport, EpochRow, MeasureNames, SharedRows};
-use crate::workers;
+use crate::recipe::RunConfig;
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
-use burn::optim::lr_scheduler::linear::LinearLrSchedulerConfig;
-use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
-use burn::optim::lr_scheduler::sequential::SequentialLrSchedulerConfig;
-use burn::optim::lr_scheduler::{LrSchedulerConfig, LrSchedulerRecord};
+use burn::optim::lr_scheduler::LrSchedulerRecord;
 use burn::optim::{AdamConfig, OptimizerRecord};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use burn::train::checkpoint::{Checkpoint, KeepLastNCheckpoints};
+use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Interrupter, Learner, LearningResult, SupervisedTraining};
 use data::{MnistBatcher, MnistDataset};
-use model::{Cnn, one_line};
+use model::Cnn;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -88,8 +90,8 @@ impl FitPlan<'_> {
         };
         // Only flex's kernels split their work over rayon's pool.
         let (result, rows, seconds) = match *self.device == Device::flex() {
-            true => workers::on_workers_kept_awake(training),
-            false => workers::on_a_worker(training),
+            true => kept_awake::on_workers_kept_awake(training),
+            false => kept_awake::on_a_worker(training),
         }?;
         let cnn = self.trained_network(result)?;
         let rows = rows.lock().map(|rows| rows.clone()).unwrap_or_default();
@@ -111,11 +113,10 @@ impl FitPlan<'_> {
     ) -> (SupervisedTraining<Classifier>, SharedRows) {
         let batch_size = self.config.training.batch_size;
         let batches_done = self.resume_from.unwrap_or(0) * self.batches_per_epoch(train.len());
-        let train_batcher = match self.config.augmentation.augmentation() {
-            Some(augmentation) => {
-                MnistBatcher::augmented(augmentation, self.config.seed, batches_done as u64)
-            }
-            None => MnistBatcher::default(),
+        let augmentation = self.config.augmentation;
+        let train_batcher = match augmentation.is_identity() {
+            true => MnistBatcher::default(),
+            false => MnistBatcher::augmented(augmentation, self.config.seed, batches_done as u64),
         };
         let train_loader = DataLoaderBuilder::new(train_batcher)
             .batch_size(batch_size)
@@ -142,12 +143,13 @@ impl FitPlan<'_> {
         );
         let rows = report.rows();
         let epochs = self.config.training.epochs;
+        let [model, optimizer, schedule] = ChecksummedRecords::all(&self.checkpoint_dir());
         let mut training =
             SupervisedTraining::new(self.artifact_dir, train_loader, held_out_loader)
                 .with_interrupter(hooks.interrupter)
                 .metrics((accuracy, loss))
                 .with_metric_logger(report)
-                .with_default_checkpointers()
+                .with_custom_checkpointers(model, optimizer, schedule)
                 .with_checkpointing_strategy(KeepLastNCheckpoints::new(epochs.max(1)))
                 .num_epochs(epochs);
         if let Some(epoch) = self.resume_from {
@@ -170,11 +172,12 @@ impl FitPlan<'_> {
             self.config.training.backprop_fraction,
         );
         if let Some(epoch) = self.resume_from {
-            // Burn panics on a checkpoint it cannot read or that does not fit: read each
-            // record here first, to name the file and say why instead.
-            let record: ModuleRecord = self.read_checkpoint("model", epoch)?;
-            let _: OptimizerRecord = self.read_checkpoint("optim", epoch)?;
-            let _: LrSchedulerRecord = self.read_checkpoint("scheduler", epoch)?;
+            // Burn panics on a checkpoint it cannot read or that does not fit: each record is
+            // read here first, to name the file and say why instead.
+            let dir = self.checkpoint_dir();
+            let record: ModuleRecord = checkpoint::read_record(&dir, "model", epoch)?;
+            let _: OptimizerRecord = checkpoint::read_record(&dir, "optim", epoch)?;
+            let _: LrSchedulerRecord = checkpoint::read_record(&dir, "scheduler", epoch)?;
             let path = self.checkpoint_dir().join(format!("model-{epoch}.bpk"));
             classifier =
                 classifier
@@ -195,24 +198,9 @@ impl FitPlan<'_> {
             )
             .init();
         let steps = self.config.training.epochs * self.batches_per_epoch(train_images);
-        let schedule = learning_rate_schedule(o, steps)
+        let schedule = schedule::learning_rate_schedule(o, steps)
             .map_err(|e| TrainError::file(self.config_path, format!("`optimizer`: {e}")))?;
         Ok(Learner::new(classifier, optimizer, schedule))
-    }
-
-    /// One of the records Burn checkpointed after `epoch` (`model`, `optim`, `scheduler`).
-    fn read_checkpoint<R: Checkpoint>(&self, part: &str, epoch: usize) -> Result<R, TrainError> {
-        let path = self.checkpoint_dir().join(format!("{part}-{epoch}.bpk"));
-        R::load(path.clone()).map_err(|e| {
-            let reason = one_line(&e.to_string());
-            TrainError::file(
-                &path,
-                format!(
-                    "cannot read ({reason}): epoch {epoch}'s checkpoint is damaged; remove its \
-                     model, optim and scheduler records to resume from the epoch before"
-                ),
-            )
-        })
     }
 
     /// The network the Learner ended with, or why it ended early.
@@ -237,36 +225,5 @@ impl FitPlan<'_> {
         }
         drop(result.renderer);
         Ok(result.model.cnn.valid().fork(self.device))
-    }
-}
-
-/// The config's learning-rate schedule over a run of `steps` optimizer steps.
-fn learning_rate_schedule(o: &OptimizerSection, steps: usize) -> Result<ModuleLrScheduler, String> {
-    let peak = o.learning_rate;
-    let last = peak * o.final_lr_fraction;
-    let steps = steps.max(2);
-    match o.schedule {
-        Schedule::Constant => Ok(peak.into()),
-        Schedule::Cosine => CosineAnnealingLrSchedulerConfig::new(peak, steps)
-            .with_min_lr(last)
-            .init(),
-        Schedule::OneCycle => {
-            let warmup = ((steps as f64 * o.warmup_fraction).round() as usize).clamp(1, steps - 1);
-            SequentialLrSchedulerConfig::new(
-                vec![
-                    LrSchedulerConfig::Linear(LinearLrSchedulerConfig::new(
-                        peak / 25.0,
-                        peak,
-                        warmup,
-                    )),
-                    LrSchedulerConfig::Cosine(
-                        CosineAnnealingLrSchedulerConfig::new(peak, steps - warmup)
-                            .with_min_lr(last),
-                    ),
-                ],
-                vec![warmup],
-            )
-            .init()
-        }
     }
 }
