@@ -8,6 +8,7 @@
 
 use crate::error::TrainError;
 use crate::fit::Hooks;
+use crate::fit::report::csv_text;
 use crate::recipe::RunConfig;
 use crate::run::lock::RunLock;
 use crate::run::{
@@ -123,14 +124,16 @@ impl SeedRow {
         }
     }
 
-    fn csv_line(&self) -> String {
-        let validation = self
-            .validation_accuracy
-            .map_or_else(String::new, |v| format!("{v:.2}"));
-        format!(
-            "{},{validation},{:.2},{:.4},{:.1}",
-            self.seed, self.test_accuracy, self.test_loss, self.train_seconds
-        )
+    /// The row's fields under [`SEEDS_CSV_COLUMNS`]; no validation split, an empty field.
+    fn csv_fields(&self) -> [String; 5] {
+        [
+            self.seed.to_string(),
+            self.validation_accuracy
+                .map_or_else(String::new, |v| format!("{v:.2}")),
+            format!("{:.2}", self.test_accuracy),
+            format!("{:.4}", self.test_loss),
+            format!("{:.1}", self.train_seconds),
+        ]
     }
 }
 
@@ -354,12 +357,7 @@ impl SeedRuns {
 
     fn write_csv(&self, rows: &[SeedRow]) -> Result<(), TrainError> {
         let path = self.dir.join("seeds.csv");
-        let mut text = SEEDS_CSV_COLUMNS.join(",");
-        for row in rows {
-            text.push('\n');
-            text.push_str(&row.csv_line());
-        }
-        text.push('\n');
+        let text = csv_text(SEEDS_CSV_COLUMNS, rows.iter().map(SeedRow::csv_fields));
         write_atomic(&path, text.as_bytes())
             .map_err(|e| TrainError::file(&path, format!("cannot write: {e}")))
     }
@@ -491,6 +489,7 @@ mod tests {
         let without = SeedsSummary::of(&[row(1, Some(99.5)), row(2, None)]).unwrap();
         assert!(without.validation_accuracy.is_none());
         assert!(SeedsSummary::of(&[]).is_none());
-        assert_eq!(row(3, None).csv_line(), "3,,99.30,0.0300,20.0");
+        let csv = csv_text(SEEDS_CSV_COLUMNS, [row(3, None).csv_fields()].into_iter());
+        assert!(csv.ends_with("\n3,,99.30,0.0300,20.0\n"), "{csv}");
     }
 }

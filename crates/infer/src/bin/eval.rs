@@ -12,7 +12,6 @@ fn print(line: impl std::fmt::Display) -> anyhow::Result<()> {
     infer::console::print(line).context("cannot write to stdout")
 }
 use model::BackendKind;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -93,11 +92,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let evaluation = Evaluation::run(&classifier, &test)?;
     print(&evaluation)?;
     if let Some(path) = &cli.predictions {
-        let mut csv = String::from("index,label,predicted\n");
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        csv.write_record(["index", "label", "predicted"])?;
         for (index, (label, predicted)) in evaluation.predictions.iter().enumerate() {
-            writeln!(csv, "{index},{label},{predicted}")?;
+            csv.serialize((index, label, predicted))?;
         }
-        data::write_named_file(path, csv.as_bytes())
+        data::write_named_file(path, &csv.into_inner()?)
             .with_context(|| format!("{}: cannot write", path.display()))?;
         print(format_args!("wrote {}", path.display()))?;
     }

@@ -6,13 +6,15 @@ use burn::train::logger::MetricLogger;
 use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
 use burn::train::metric::{Metric, MetricDefinition, MetricId, NumericEntry};
 use data::write_atomic;
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// One finished epoch, as written to `metrics.csv`.
-#[derive(Clone, Debug, PartialEq)]
+/// One finished epoch, as written to `metrics.csv`; read by column name, so columns in any
+/// order, and under the names older runs gave them, are found.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct EpochRow {
     /// 1 for the first epoch.
     pub epoch: usize,
@@ -22,8 +24,10 @@ pub struct EpochRow {
     pub train_accuracy: f64,
     /// On the images scored after each epoch: the validation split when the config holds
     /// one out, else (the tutorial's way) the test set.
+    #[serde(alias = "valid_loss")]
     pub held_out_loss: f64,
     /// Percent.
+    #[serde(alias = "valid_accuracy")]
     pub held_out_accuracy: f64,
     /// Wall-clock seconds for the epoch's training and evaluation passes.
     pub seconds: f64,
@@ -31,7 +35,7 @@ pub struct EpochRow {
     pub images_per_second: f64,
 }
 
-/// `metrics.csv`'s columns, in order; files are read by these names, not by position.
+/// `metrics.csv`'s columns, in order.
 pub const CSV_COLUMNS: [&str; 7] = [
     "epoch",
     "train_loss",
@@ -42,60 +46,18 @@ pub const CSV_COLUMNS: [&str; 7] = [
     "images_per_second",
 ];
 
-/// Names older runs gave some columns, still read when resuming them.
-const FORMER_NAMES: [(&str, &str); 2] = [
-    ("valid_loss", "held_out_loss"),
-    ("valid_accuracy", "held_out_accuracy"),
-];
-
 impl EpochRow {
-    fn values(&self) -> [f64; 7] {
+    /// The row's fields under [`CSV_COLUMNS`], each to the precision it is measured to.
+    fn csv_fields(&self) -> [String; 7] {
         [
-            self.epoch as f64,
-            self.train_loss,
-            self.train_accuracy,
-            self.held_out_loss,
-            self.held_out_accuracy,
-            self.seconds,
-            self.images_per_second,
+            self.epoch.to_string(),
+            format!("{:.6}", self.train_loss),
+            format!("{:.4}", self.train_accuracy),
+            format!("{:.6}", self.held_out_loss),
+            format!("{:.4}", self.held_out_accuracy),
+            format!("{:.3}", self.seconds),
+            format!("{:.1}", self.images_per_second),
         ]
-    }
-
-    fn from_values(
-        [
-            epoch,
-            train_loss,
-            train_accuracy,
-            held_out_loss,
-            held_out_accuracy,
-            seconds,
-            images_per_second,
-        ]: [f64; 7],
-    ) -> Self {
-        Self {
-            epoch: epoch as usize,
-            train_loss,
-            train_accuracy,
-            held_out_loss,
-            held_out_accuracy,
-            seconds,
-            images_per_second,
-        }
-    }
-
-    fn csv(&self) -> String {
-        let [
-            epoch,
-            train_loss,
-            train_accuracy,
-            loss,
-            accuracy,
-            seconds,
-            rate,
-        ] = self.values();
-        format!(
-            "{epoch},{train_loss:.6},{train_accuracy:.4},{loss:.6},{accuracy:.4},{seconds:.3},{rate:.1}"
-        )
     }
 
     /// The line printed for an epoch when the TUI is not showing; `held_out` names the
@@ -116,52 +78,43 @@ impl EpochRow {
 
 /// `metrics.csv` as text: the header, then one line per row.
 pub fn metrics_csv(rows: &[EpochRow]) -> String {
-    let mut csv = CSV_COLUMNS.join(",");
-    for row in rows {
-        csv.push('\n');
-        csv.push_str(&row.csv());
-    }
-    csv.push('\n');
-    csv
+    csv_text(CSV_COLUMNS, rows.iter().map(EpochRow::csv_fields))
 }
 
-/// The rows of a `metrics.csv`, each column found by its name in the header.
+/// A CSV file's text: `header`, then `rows`.
+pub(crate) fn csv_text<const N: usize>(
+    header: [&str; N],
+    rows: impl Iterator<Item = [String; N]>,
+) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let written = std::iter::once(header.map(String::from))
+        .chain(rows)
+        .try_for_each(|record| writer.write_record(record));
+    let bytes = written
+        .ok()
+        .and_then(|()| writer.into_inner().ok())
+        .expect("writing CSV to memory cannot fail");
+    String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8")
+}
+
+/// The rows of a `metrics.csv`.
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>, String> {
     let text = data::read_text_bounded(path, data::MAX_TEXT_FILE_BYTES)
         .map_err(|e| format!("cannot read: {e}"))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .unwrap_or_default()
-        .split(',')
-        .map(|name| {
-            let name = name.trim();
-            FORMER_NAMES
-                .iter()
-                .find(|(former, _)| *former == name)
-                .map_or(name, |(_, current)| current)
-        })
-        .collect();
-    let mut positions = [0; 7];
-    for (position, column) in positions.iter_mut().zip(CSV_COLUMNS) {
-        *position = header
-            .iter()
-            .position(|name| *name == column)
-            .ok_or_else(|| format!("no `{column}` column"))?;
-    }
-    lines
-        .filter(|line| !line.trim().is_empty())
-        .enumerate()
-        .map(|(index, line)| {
-            let fields: Vec<&str> = line.split(',').collect();
-            let value = |position: usize| fields.get(position)?.trim().parse::<f64>().ok();
-            let values = positions.map(value);
-            match values.iter().all(Option::is_some) {
-                true => Ok(EpochRow::from_values(values.map(Option::unwrap_or_default))),
-                false => Err(format!("line {}: not a row of numbers", index + 2)),
+    csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes())
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .map_err(|error: csv::Error| {
+            let line = error
+                .position()
+                .map_or_else(String::new, |p| format!("line {}: ", p.line()));
+            match error.kind() {
+                csv::ErrorKind::Deserialize { err, .. } => format!("{line}{err}"),
+                _ => format!("{line}{error}"),
             }
         })
-        .collect()
 }
 
 /// The rows an [`EpochReport`] has finished, shared with whoever started it.
@@ -397,10 +350,9 @@ mod tests {
         std::fs::write(&path, "epoch,train_loss\n1,0.5\n").unwrap();
         let error = read_metrics(&path).unwrap_err();
         assert!(error.contains("train_accuracy"), "{error}");
-        std::fs::write(&path, metrics_csv(&[row(1)]) + "2,x\n").unwrap();
-        assert_eq!(
-            read_metrics(&path).unwrap_err(),
-            "line 3: not a row of numbers"
-        );
+        let broken = metrics_csv(&[row(1)]) + "2,x,1,1,1,1,1\n";
+        std::fs::write(&path, broken).unwrap();
+        let error = read_metrics(&path).unwrap_err();
+        assert!(error.starts_with("line 3: "), "{error}");
     }
 }
