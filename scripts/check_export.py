@@ -1,8 +1,8 @@
 """Full-size check of an exported model: PyTorch evaluates it on the 10,000 MNIST test images
 and compares its predictions with this project's.
 
-    cargo xtask export --artifact-dir artifacts/default --to model.safetensors
-    cargo xtask eval --artifact-dir artifacts/default --predictions predictions.csv
+    cargo xtask export --model artifacts/default --to model.safetensors
+    cargo xtask eval --model artifacts/default --predictions predictions.csv
     python scripts/check_export.py model.safetensors predictions.csv
 
 Needs torch, numpy and safetensors. The model is the tutorial's `nn.Sequential`, loaded with

@@ -23,7 +23,7 @@ pub use files::{
 };
 pub use idx::{IdxError, IdxFile, read_idx};
 pub use input::pixel_to_input;
-pub use mnist::{DataError, MnistDataset, MnistFile, MnistItem, Split};
+pub use mnist::{DEFAULT_MNIST_DIR, DataError, MnistDataset, MnistFile, MnistItem, Split};
 pub use preprocess::{
     MAX_PIXELS, PreprocessError, decoding_cost, preprocess_bytes, preprocess_image, to_mnist,
 };

@@ -6,6 +6,10 @@ use burn::data::dataset::{Dataset, DatasetError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Where MNIST's four files are, relative to the working directory, unless a recipe says
+/// otherwise.
+pub const DEFAULT_MNIST_DIR: &str = "data/mnist";
+
 /// Which half of MNIST.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {

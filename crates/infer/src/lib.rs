@@ -21,7 +21,7 @@ pub use files::{
     Classified, FileResult, IMAGE_EXTENSIONS, InputError, classify_files, collect_images,
     preprocessed_png, save_dataset_images, save_preprocessed,
 };
-pub use loading::{DEFAULT_DATA_DIR, LoadError, ModelInfo, ModelSource, run_data_dir};
+pub use loading::{LoadError, ModelInfo, ModelSource, run_data_dir};
 
 /// How this crate's binaries end: success, or the error on one line, with its causes when
 /// it is an `anyhow` error (`error: cannot load the model: FILE: ...`), and a failing status.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 const SHIPPED_MODEL: &[u8] = include_bytes!("../model/model.bpk");
 const SHIPPED_CONFIG: &str = include_str!("../model/config.toml");
 const SHIPPED_CHECKSUM: &str = include_str!("../model/model.bpk.sha256");
-/// The shipped model's test figures, as `cargo xtask eval --artifact-dir crates/infer/model`
+/// The shipped model's test figures, as `cargo xtask eval --model crates/infer/model`
 /// printed them.
 const SHIPPED_SUMMARY: &str = include_str!("../model/summary.json");
 
@@ -24,9 +24,6 @@ const MAX_RECORD_BYTES: u64 = 1 << 30;
 /// How the shipped model's files are named in errors.
 const SHIPPED_MODEL_NAME: &str = "<shipped model>";
 const SHIPPED_CONFIG_NAME: &str = "<shipped config>";
-
-/// Where MNIST is when a run's config does not say.
-pub const DEFAULT_DATA_DIR: &str = "data/mnist";
 
 /// Why a model could not be loaded. Every variant names the file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +37,7 @@ pub enum LoadError {
         hint: &'static str,
     },
     /// A run's directory that is not there, or holds no run.
-    #[error("{dir}: no training run here; train one into it first (`train --artifact-dir {dir}`)")]
+    #[error("{dir}: no training run here; train one into it first (`train --model {dir}`)")]
     NoRun {
         /// The directory named.
         dir: PathBuf,
@@ -95,7 +92,7 @@ pub enum LoadError {
 pub enum ModelSource {
     /// The model built into this binary.
     Shipped,
-    /// A training run's artifact directory (`model.bpk` + `config.toml`).
+    /// A training run's run directory (`model.bpk` + `config.toml`).
     RunDir(PathBuf),
     /// A PyTorch `state_dict` of the tutorial's model (`.pt`, `.pth` or `.safetensors`).
     Weights(PathBuf),
@@ -239,12 +236,12 @@ impl RunFile {
     }
 }
 
-/// Where the run in `run_dir` read MNIST from (its `data.dir`, else [`DEFAULT_DATA_DIR`]).
+/// Where the run in `run_dir` read MNIST from (its `data.dir`, else [`data::DEFAULT_MNIST_DIR`]).
 pub fn run_data_dir(run_dir: &Path) -> Result<PathBuf, LoadError> {
     let run = RunFile::read_in(run_dir)?;
     Ok(run
         .data
-        .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), |data| data.dir))
+        .map_or_else(|| PathBuf::from(data::DEFAULT_MNIST_DIR), |data| data.dir))
 }
 
 impl DigitClassifier {
@@ -359,7 +356,10 @@ mod tests {
     fn the_shipped_config_is_read_with_the_models_schema() {
         let run = RunFile::parse(SHIPPED_CONFIG, Path::new(SHIPPED_CONFIG_NAME)).unwrap();
         assert_eq!(run.model.validate(), Ok(()));
-        assert_eq!(run.data.unwrap().dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(
+            run.data.unwrap().dir,
+            PathBuf::from(data::DEFAULT_MNIST_DIR)
+        );
     }
 
     #[test]

@@ -46,8 +46,8 @@ fn main() -> ExitCode {
 /// Classifies every input; returns whether all of them could be classified.
 fn run(cli: Cli) -> anyhow::Result<bool> {
     let source = cli.model.source();
-    let ready = cli.model.backend.init()?;
-    if cli.model.backend == BackendKind::Wgpu {
+    let ready = cli.model.backend.kind.init()?;
+    if cli.model.backend.kind == BackendKind::Wgpu {
         console::note(format_args!("using {}", ready.description));
         console::note(
             "the first run compiles wgpu's kernels (slow on a software driver); later runs reuse them",

@@ -138,7 +138,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     open_files::raise_to_hard_limit();
     let source = cli.model.source();
-    let ready = cli.model.backend.init()?;
+    let ready = cli.model.backend.kind.init()?;
     let info = source.info().context("cannot load the model")?;
     let reloader = Reloader {
         source: source.clone(),

@@ -41,18 +41,18 @@ pub enum TrainError {
         reason: String,
     },
     /// Stopped from outside (e.g. Ctrl-C): the finished epochs are kept and can be resumed.
-    #[error("training stopped ({reason}); {}; resume with: cargo xtask train --resume --artifact-dir {}", Kept(*last_checkpoint), artifact_dir.display())]
+    #[error("training stopped ({reason}); {}; continue it by training again with --resume --model {}", Kept(*last_checkpoint), run_dir.display())]
     Interrupted {
         /// Who stopped it, e.g. `Ctrl-C`.
         reason: String,
         /// The epoch a resumed run continues after.
         last_checkpoint: Option<usize>,
         /// The run to resume.
-        artifact_dir: PathBuf,
+        run_dir: PathBuf,
     },
     /// A multi-seed run stopped from outside: finished seeds and the stopped one's checkpoints
     /// are kept.
-    #[error("training stopped ({reason}) during seed {seed}; finished seeds and checkpoints are kept; resume with: cargo xtask train --seeds {seeds} --resume --artifact-dir {}", dir.display())]
+    #[error("training stopped ({reason}) during seed {seed}; finished seeds and checkpoints are kept; continue them by training again with --seeds {seeds} --resume --model {}", dir.display())]
     SeedsInterrupted {
         /// Who stopped it, e.g. `Ctrl-C`.
         reason: String,

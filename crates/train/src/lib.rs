@@ -26,7 +26,5 @@ pub use error::TrainError;
 pub use fit::Hooks;
 pub use fit::report::EpochRow;
 pub use recipe::{ConfigError, RunConfig};
-pub use run::{
-    Finished, PreparedRun, RUN_OUTPUTS, Resume, Summary, TrainOptions, default_artifact_dir,
-};
+pub use run::{Finished, PreparedRun, RUN_OUTPUTS, Resume, Summary, TrainOptions, default_run_dir};
 pub use seeds::{SeedHooks, SeedList, SeedRow, SeedRuns, SeedsSummary, Spread};

@@ -5,6 +5,7 @@
 
 use burn::data::dataset::Dataset;
 use clap::Parser;
+use infer::cli::{BackendArgs, RUN_DIR_FLAG, RUN_DIR_FORMER_FLAG};
 use model::BackendKind;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -29,23 +30,21 @@ struct Cli {
     /// The run's TOML recipe.
     #[arg(long, default_value = "configs/default.toml")]
     config: PathBuf,
-    /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU); the last two only in a
-    /// build with that cargo feature (`--features wgpu`).
-    #[arg(long, default_value = "flex")]
-    backend: BackendKind,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Override the config's `training.epochs`.
     #[arg(long)]
     epochs: Option<usize>,
     /// Where to write the run [default: artifacts/<config file stem>].
-    #[arg(long)]
-    artifact_dir: Option<PathBuf>,
+    #[arg(long = RUN_DIR_FLAG, alias = RUN_DIR_FORMER_FLAG, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
     /// Download MNIST from the public mirrors when its files are missing.
     #[arg(long)]
     download: bool,
-    /// Continue the run in the artifact directory from its last complete epoch.
+    /// Continue the run in the run directory from its last complete epoch.
     #[arg(long)]
     resume: bool,
-    /// Start over in an artifact directory that holds an earlier run, replacing its files
+    /// Start over in a run directory that holds an earlier run, replacing its files
     /// (only once the new recipe, data and backend have been checked).
     #[arg(long, conflicts_with = "resume")]
     restart: bool,
@@ -63,9 +62,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let options = TrainOptions {
         config_path: cli.config,
-        backend: cli.backend,
+        backend: cli.backend.kind,
         epochs: cli.epochs,
-        artifact_dir: cli.artifact_dir,
+        run_dir: cli.run_dir,
         download: cli.download,
         resume: cli.resume,
         restart: cli.restart,
@@ -173,7 +172,7 @@ fn run_seeds(options: &TrainOptions, seeds: SeedList) -> Result<(), train::Train
 /// What is about to happen: where a resumed run picks up, what trains on what, and the
 /// wait for wgpu's kernels.
 fn announce(run: &PreparedRun, dashboard: bool) {
-    let dir = run.artifact_dir.display();
+    let dir = run.run_dir.display();
     match run.resume {
         Resume::AfterEpoch(epoch) => say!("resuming {dir} after epoch {epoch}"),
         Resume::NoCheckpoint => {

@@ -12,7 +12,7 @@ use crate::fit::report::csv_text;
 use crate::recipe::RunConfig;
 use crate::run::lock::RunLock;
 use crate::run::{
-    PreparedRun, Summary, TrainOptions, check_memory, default_artifact_dir, refuse_earlier_run,
+    PreparedRun, Summary, TrainOptions, check_memory, default_run_dir, refuse_earlier_run,
     resolve_config,
 };
 use data::write_atomic;
@@ -250,9 +250,9 @@ impl SeedRuns {
     /// the directory; writes nothing else yet.
     pub fn prepare(options: &TrainOptions, seeds: SeedList) -> Result<Self, TrainError> {
         let dir = options
-            .artifact_dir
+            .run_dir
             .clone()
-            .unwrap_or_else(|| default_artifact_dir(&options.config_path));
+            .unwrap_or_else(|| default_run_dir(&options.config_path));
         let saved = dir.join("config.toml");
         let config = match options.resume {
             true => resumed_recipe(options, &saved)?,
@@ -334,7 +334,7 @@ impl SeedRuns {
         let seed_dir = self.seed_dir(seed);
         let options = TrainOptions {
             config_path: recipe.to_path_buf(),
-            artifact_dir: Some(seed_dir.clone()),
+            run_dir: Some(seed_dir.clone()),
             epochs: None,
             overrides: vec![format!("seed={seed}")],
             resume: self.options.resume && seed_dir.join("config.toml").is_file(),

@@ -75,7 +75,7 @@ pub fn default_run(backend: &str, scratch: &Path) -> anyhow::Result<DefaultRun> 
     let Measured { stdout, .. } = measure(
         Command::new(binary("train"))
             .args(["--config", DEFAULT_CONFIG, "--backend", backend])
-            .arg("--artifact-dir")
+            .arg("--model")
             .arg(&run)
             .stdout(Stdio::piped()),
     )?;
@@ -128,7 +128,7 @@ pub fn over_seeds(
         Command::new(binary("train"))
             .args(["--config", config, "--backend", backend])
             .args(["--seeds", &seeds.to_string()])
-            .arg("--artifact-dir")
+            .arg("--model")
             .arg(&runs)
             .stdout(Stdio::null()),
     )?;
@@ -149,7 +149,7 @@ fn eval_accuracy(run: &Path, tta: bool, backend: &str, scratch: &Path) -> anyhow
     let mut command = Command::new(binary("eval"));
     command
         .args(["--backend", backend])
-        .arg("--artifact-dir")
+        .arg("--model")
         .arg(run)
         .arg("--figures")
         .arg(scratch.join("figures"))

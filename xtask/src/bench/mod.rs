@@ -335,7 +335,7 @@ fn time_to_target_table(
             .arg(&config)
             .args(["--backend", &args.backend])
             .args(["--seeds", &seeds.to_string()])
-            .arg("--artifact-dir")
+            .arg("--model")
             .arg(&runs)
             .stdout(Stdio::null()),
     )?;
@@ -460,12 +460,7 @@ fn infer_folder_row(
 fn save_mnist_pngs(folder: &Path, count: usize, scratch: &Path) -> anyhow::Result<usize> {
     measure(
         Command::new(binary("eval"))
-            .args([
-                "--artifact-dir",
-                "crates/infer/model",
-                "--data",
-                "data/mnist",
-            ])
+            .args(["--model", "crates/infer/model", "--data", "data/mnist"])
             .arg("--figures")
             .arg(scratch)
             .arg("--save-images")
@@ -494,7 +489,7 @@ fn serve_table(args: &Args, scratch: &Path) -> anyhow::Result<Vec<String>> {
         let weights = scratch.join("model.safetensors");
         measure(
             Command::new(binary("export"))
-                .args(["--artifact-dir", "crates/infer/model", "--to"])
+                .args(["--model", "crates/infer/model", "--to"])
                 .arg(&weights)
                 .stdout(Stdio::null()),
         )?;
@@ -656,7 +651,7 @@ fn train_burn(args: &Args, scratch: &Path) -> anyhow::Result<Training> {
             .arg(&config)
             .args(["--backend", &args.backend])
             .args(["--epochs", &args.epochs.to_string()])
-            .arg("--artifact-dir")
+            .arg("--model")
             .arg(&run_dir)
             .stdout(Stdio::null()),
     )?;

@@ -5,13 +5,13 @@
 use anyhow::Context;
 use clap::Parser;
 use data::{MnistDataset, Split};
+use infer::cli::{BackendArgs, DEFAULT_RUN_DIR, RUN_DIR_FLAG, RUN_DIR_FORMER_FLAG};
 use infer::{DigitClassifier, Evaluation, ModelSource, figures};
 
 /// A line on stdout; a write that fails is this command's error.
 fn print(line: impl std::fmt::Display) -> anyhow::Result<()> {
     infer::console::print(line).context("cannot write to stdout")
 }
-use model::BackendKind;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -21,15 +21,14 @@ use std::process::ExitCode;
 #[command(version)]
 struct Cli {
     /// The training run to evaluate; the figures are drawn into it.
-    #[arg(long, default_value = "artifacts/default", conflicts_with = "weights")]
-    artifact_dir: PathBuf,
+    #[arg(long = RUN_DIR_FLAG, alias = RUN_DIR_FORMER_FLAG, value_name = "DIR")]
+    #[arg(default_value = DEFAULT_RUN_DIR, conflicts_with = "weights")]
+    run_dir: PathBuf,
     /// Evaluate a PyTorch state_dict of the tutorial's model instead (.pt, .pth, .safetensors).
     #[arg(long, value_name = "FILE", conflicts_with = "shipped")]
     weights: Option<PathBuf>,
-    /// flex (fast CPU), ndarray (slow CPU, deprecated) or wgpu (GPU); the last two only in a
-    /// build with that cargo feature (`--features wgpu`).
-    #[arg(long, default_value = "flex")]
-    backend: BackendKind,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Where MNIST is [default: the run's `data.dir`, or data/mnist with --weights].
     #[arg(long)]
     data: Option<PathBuf>,
@@ -58,7 +57,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let default_data = || PathBuf::from(infer::DEFAULT_DATA_DIR);
+    let default_data = || PathBuf::from(data::DEFAULT_MNIST_DIR);
     let (source, data_dir, figures) = match &cli.weights {
         _ if cli.shipped.shipped => (
             ModelSource::Shipped,
@@ -71,15 +70,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cli.figures,
         ),
         None => (
-            ModelSource::RunDir(cli.artifact_dir.clone()),
+            ModelSource::RunDir(cli.run_dir.clone()),
             match cli.data {
                 Some(dir) => dir,
-                None => infer::run_data_dir(&cli.artifact_dir).map_err(infer::cli::or_shipped)?,
+                None => infer::run_data_dir(&cli.run_dir).map_err(infer::cli::or_shipped)?,
             },
-            Some(cli.figures.unwrap_or(cli.artifact_dir)),
+            Some(cli.figures.unwrap_or(cli.run_dir)),
         ),
     };
-    let ready = cli.backend.init()?;
+    let ready = cli.backend.kind.init()?;
     let classifier = DigitClassifier::load(&source, ready.device)
         .context("cannot load the model")?
         .with_shifted_copies(cli.tta.tta);

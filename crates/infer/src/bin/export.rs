@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use infer::cli::{DEFAULT_RUN_DIR, RUN_DIR_FLAG, RUN_DIR_FORMER_FLAG};
 use infer::{DigitClassifier, ModelSource};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,8 +16,9 @@ use std::process::ExitCode;
 #[command(version)]
 struct Cli {
     /// The training run to export.
-    #[arg(long, default_value = "artifacts/default")]
-    artifact_dir: PathBuf,
+    #[arg(long = RUN_DIR_FLAG, alias = RUN_DIR_FORMER_FLAG, value_name = "DIR")]
+    #[arg(default_value = DEFAULT_RUN_DIR)]
+    run_dir: PathBuf,
     /// The safetensors file to write.
     #[arg(long, value_name = "FILE.safetensors")]
     to: PathBuf,
@@ -47,7 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     check_format(&cli.to)?;
     let source = match cli.shipped.shipped {
         true => ModelSource::Shipped,
-        false => ModelSource::RunDir(cli.artifact_dir),
+        false => ModelSource::RunDir(cli.run_dir),
     };
     let classifier = DigitClassifier::load(&source, burn::tensor::Device::flex())
         .map_err(infer::cli::or_shipped)

@@ -87,13 +87,12 @@ fn run_dir(dir: &Path, conv1_channels: usize) -> PathBuf {
 fn a_run_directory_is_loaded_with_its_config() {
     let dir = tempfile::tempdir().unwrap();
     let run = run_dir(dir.path(), 10);
-    let output = infer(&[
-        "--model",
-        run.to_str().unwrap(),
-        "data/digits/seven-mnist.png",
-    ]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(text(&output.stdout).starts_with("data/digits/seven-mnist.png: 7 "));
+    // `--artifact-dir`, the flag's former name in `train`, `eval` and `export`, still works.
+    for flag in ["--model", "--artifact-dir"] {
+        let output = infer(&[flag, run.to_str().unwrap(), "data/digits/seven-mnist.png"]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(text(&output.stdout).starts_with("data/digits/seven-mnist.png: 7 "));
+    }
 }
 
 fn assert_one_line_error(output: &Output, needles: &[&str]) {
@@ -126,7 +125,7 @@ fn a_missing_model_is_named() {
         dir.path().to_str().unwrap(),
         "data/digits/seven-mnist.png",
     ]);
-    assert_one_line_error(&output, &["no training run here", "train --artifact-dir"]);
+    assert_one_line_error(&output, &["no training run here", "train --model"]);
 
     let run = run_dir(dir.path(), 10);
     std::fs::remove_file(run.join("model.bpk")).unwrap();
@@ -225,7 +224,7 @@ fn eval_scores_a_run_on_the_test_set() {
     let dir = tempfile::tempdir().unwrap();
     let run = run_dir(dir.path(), 10);
     let output = Command::new(env!("CARGO_BIN_EXE_eval"))
-        .args(["--artifact-dir", run.to_str().unwrap()])
+        .args(["--model", run.to_str().unwrap()])
         .current_dir(root())
         .output()
         .unwrap();
@@ -257,7 +256,7 @@ fn eval_scores_a_run_on_the_test_set() {
 
     let mismatched = run_dir(&dir.path().join("other"), 12);
     let output = Command::new(env!("CARGO_BIN_EXE_eval"))
-        .args(["--artifact-dir", mismatched.to_str().unwrap()])
+        .args(["--model", mismatched.to_str().unwrap()])
         .current_dir(root())
         .output()
         .unwrap();
@@ -349,7 +348,7 @@ fn export_never_replaces_a_special_file() {
     make_fifo(&fifo);
     let output = output_within_a_minute(
         Command::new(env!("CARGO_BIN_EXE_export"))
-            .arg("--artifact-dir")
+            .arg("--model")
             .arg(&run)
             .arg("--to")
             .arg(&fifo),
@@ -426,7 +425,7 @@ fn a_missing_run_says_how_to_make_one_or_use_the_shipped_model() {
         (env!("CARGO_BIN_EXE_export"), &["--to", to][..]),
     ] {
         let output = Command::new(binary)
-            .args(["--artifact-dir", nothing])
+            .args(["--model", nothing])
             .args(extra)
             .current_dir(root())
             .output()
@@ -436,7 +435,7 @@ fn a_missing_run_says_how_to_make_one_or_use_the_shipped_model() {
             &[
                 nothing,
                 "no training run here",
-                "train --artifact-dir",
+                "train --model",
                 "--shipped",
             ],
         );

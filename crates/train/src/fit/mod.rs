@@ -46,7 +46,7 @@ pub(crate) struct FitPlan<'a> {
     pub config: &'a RunConfig,
     /// Where the recipe came from, to name it in errors.
     pub config_path: &'a Path,
-    pub artifact_dir: &'a Path,
+    pub run_dir: &'a Path,
     pub device: &'a Device,
     /// The last complete epoch of the run being resumed.
     pub resume_from: Option<usize>,
@@ -69,7 +69,7 @@ impl FitPlan<'_> {
     }
 
     fn checkpoint_dir(&self) -> PathBuf {
-        self.artifact_dir.join("checkpoint")
+        self.run_dir.join("checkpoint")
     }
 
     /// Trains on `train`, scoring `held_out` after every epoch.
@@ -134,7 +134,7 @@ impl FitPlan<'_> {
 
         let (loss, accuracy) = (LossMetric::new(), AccuracyMetric::new());
         let report = EpochReport::new(
-            self.artifact_dir.join("metrics.csv"),
+            self.run_dir.join("metrics.csv"),
             self.done_rows.clone(),
             train.len(),
             MeasureNames::of(&loss, &accuracy),
@@ -144,14 +144,13 @@ impl FitPlan<'_> {
         let rows = report.rows();
         let epochs = self.config.training.epochs;
         let [model, optimizer, schedule] = ChecksummedRecords::all(&self.checkpoint_dir());
-        let mut training =
-            SupervisedTraining::new(self.artifact_dir, train_loader, held_out_loader)
-                .with_interrupter(hooks.interrupter)
-                .metrics((accuracy, loss))
-                .with_metric_logger(report)
-                .with_custom_checkpointers(model, optimizer, schedule)
-                .with_checkpointing_strategy(KeepLastNCheckpoints::new(epochs.max(1)))
-                .num_epochs(epochs);
+        let mut training = SupervisedTraining::new(self.run_dir, train_loader, held_out_loader)
+            .with_interrupter(hooks.interrupter)
+            .metrics((accuracy, loss))
+            .with_metric_logger(report)
+            .with_custom_checkpointers(model, optimizer, schedule)
+            .with_checkpointing_strategy(KeepLastNCheckpoints::new(epochs.max(1)))
+            .num_epochs(epochs);
         if let Some(epoch) = self.resume_from {
             training = training.checkpoint(epoch);
         }
@@ -219,7 +218,7 @@ impl FitPlan<'_> {
                 false => TrainError::Interrupted {
                     reason,
                     last_checkpoint,
-                    artifact_dir: self.artifact_dir.to_path_buf(),
+                    run_dir: self.run_dir.to_path_buf(),
                 },
             });
         }

@@ -147,7 +147,7 @@ impl Default for TrainingSection {
 impl Default for DataSection {
     fn default() -> Self {
         Self {
-            dir: PathBuf::from("data/mnist"),
+            dir: PathBuf::from(data::DEFAULT_MNIST_DIR),
             train_limit: None,
             test_limit: None,
             validation_images: None,

@@ -1,4 +1,4 @@
-//! One training per artifact directory at a time.
+//! One training per run directory at a time.
 //!
 //! Two runs writing one directory would interleave their checkpoints, metrics and model and
 //! both report success. The claim is an advisory lock (`File::try_lock`, `flock` on Linux) on
@@ -11,10 +11,10 @@ use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
-/// The lock file's name inside the artifact directory.
+/// The lock file's name inside the run directory.
 pub const LOCK_FILE: &str = ".train.lock";
 
-/// An exclusive claim on an artifact directory, released when dropped.
+/// An exclusive claim on a run directory, released when dropped.
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
@@ -23,9 +23,8 @@ pub struct RunLock {
 impl RunLock {
     /// Creates `dir` if needed and claims it, or says which process holds it.
     pub fn acquire(dir: &Path) -> Result<Self, TrainError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            TrainError::file(dir, format!("cannot create the artifact directory: {e}"))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| TrainError::file(dir, format!("cannot create the run directory: {e}")))?;
         let path = dir.join(LOCK_FILE);
         let mut options = std::fs::OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
@@ -49,7 +48,7 @@ impl RunLock {
                 dir,
                 format!(
                     "another training is writing this directory ({}); wait for it to end, or \
-                     choose another --artifact-dir",
+                     choose another --model",
                     holder.trim()
                 ),
             ));

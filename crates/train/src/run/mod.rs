@@ -36,12 +36,12 @@ pub struct TrainOptions {
     /// Overrides `training.epochs`.
     pub epochs: Option<usize>,
     /// Defaults to `artifacts/<config file stem>`.
-    pub artifact_dir: Option<PathBuf>,
+    pub run_dir: Option<PathBuf>,
     /// Fetch missing MNIST files from the public mirrors instead of failing.
     pub download: bool,
-    /// Continue the run in the artifact directory from its last complete epoch.
+    /// Continue the run in the run directory from its last complete epoch.
     pub resume: bool,
-    /// Start over in an artifact directory that holds an earlier run, replacing its files.
+    /// Start over in a run directory that holds an earlier run, replacing its files.
     pub restart: bool,
     /// `KEY=VALUE` settings applied over the config, e.g. `optimizer.learning_rate=0.01`.
     pub overrides: Vec<String>,
@@ -105,7 +105,7 @@ pub struct RunData {
     pub final_test: Option<MnistDataset>,
 }
 
-/// What a run writes into its artifact directory: an earlier run is recognised by any of
+/// What a run writes into its run directory: an earlier run is recognised by any of
 /// them, and `--restart` removes exactly these.
 pub const RUN_OUTPUTS: [&str; 10] = [
     "checkpoint",
@@ -128,7 +128,7 @@ pub struct PreparedRun {
     /// The recipe's file: the given config, or the one saved in the run when resuming.
     pub config_path: PathBuf,
     /// Where the run writes.
-    pub artifact_dir: PathBuf,
+    pub run_dir: PathBuf,
     /// The backend chosen.
     pub backend: BackendKind,
     /// Its device, ready.
@@ -139,7 +139,7 @@ pub struct PreparedRun {
     pub data: RunData,
     /// Start over in a directory that holds an earlier run.
     restart: bool,
-    /// The artifact directory's claim, held until training ends.
+    /// The run directory's claim, held until training ends.
     _lock: RunLock,
 }
 
@@ -150,11 +150,11 @@ impl PreparedRun {
         options: &TrainOptions,
         on_download: impl FnMut(&str),
     ) -> Result<Self, TrainError> {
-        let artifact_dir = options
-            .artifact_dir
+        let run_dir = options
+            .run_dir
             .clone()
-            .unwrap_or_else(|| default_artifact_dir(&options.config_path));
-        let config_path = recipe_path(options, &artifact_dir)?;
+            .unwrap_or_else(|| default_run_dir(&options.config_path));
+        let config_path = recipe_path(options, &run_dir)?;
         let recipe = RunConfig::load(&config_path)?;
         let config = resolve_config(recipe.clone(), options)?;
         memory::check_memory(&config, &config_path.display().to_string())?;
@@ -171,23 +171,23 @@ impl PreparedRun {
                 ),
             }));
         }
-        let lock = RunLock::acquire(&artifact_dir)?;
-        holds_no_seed_runs(&artifact_dir)?;
+        let lock = RunLock::acquire(&run_dir)?;
+        holds_no_seed_runs(&run_dir)?;
         if !options.resume && !options.restart {
-            holds_no_earlier_run(&artifact_dir)?;
+            holds_no_earlier_run(&run_dir)?;
         }
         // Before any data is read: a backend this build lacks, or a GPU that is not there.
         let device = options.backend.init()?;
         let resume = match options.resume {
             false => Resume::Fresh,
-            true => last_complete_epoch(&artifact_dir.join("checkpoint"))
+            true => last_complete_epoch(&run_dir.join("checkpoint"))
                 .map_or(Resume::NoCheckpoint, Resume::AfterEpoch),
         };
         let data = RunData::load(&config, options.download, on_download)?;
         Ok(Self {
             config,
             config_path,
-            artifact_dir,
+            run_dir,
             backend: options.backend,
             device,
             resume,
@@ -206,7 +206,7 @@ impl PreparedRun {
     }
 
     /// Trains and writes `config.toml`, `checkpoint/`, `metrics.csv`, `model.bpk`,
-    /// `summary.json` and `curves.png` into the artifact directory.
+    /// `summary.json` and `curves.png` into the run directory.
     pub fn train(self, hooks: Hooks) -> Result<Finished, TrainError> {
         if self.restart {
             self.remove_earlier_run()?;
@@ -219,7 +219,7 @@ impl PreparedRun {
         let plan = FitPlan {
             config: &self.config,
             config_path: &self.config_path,
-            artifact_dir: &self.artifact_dir,
+            run_dir: &self.run_dir,
             device: &self.device.device,
             resume_from,
             done_rows,
@@ -232,7 +232,7 @@ impl PreparedRun {
     /// has been checked.
     fn remove_earlier_run(&self) -> Result<(), TrainError> {
         for name in RUN_OUTPUTS {
-            let path = self.artifact_dir.join(name);
+            let path = self.run_dir.join(name);
             let removed = match std::fs::symlink_metadata(&path) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(e),
@@ -245,13 +245,12 @@ impl PreparedRun {
         Ok(())
     }
 
-    /// Creates the artifact directory and saves the resolved recipe in it; returns the rows
+    /// Creates the run directory and saves the resolved recipe in it; returns the rows
     /// of `metrics.csv` a resumed run keeps.
     fn save_recipe(&self) -> Result<Vec<EpochRow>, TrainError> {
-        let dir = &self.artifact_dir;
-        std::fs::create_dir_all(dir).map_err(|e| {
-            TrainError::file(dir, format!("cannot create the artifact directory: {e}"))
-        })?;
+        let dir = &self.run_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| TrainError::file(dir, format!("cannot create the run directory: {e}")))?;
         let path = dir.join("config.toml");
         write_atomic(&path, self.config.to_toml().as_bytes())
             .map_err(|e| TrainError::file(&path, format!("cannot write: {e}")))?;
@@ -281,7 +280,7 @@ impl PreparedRun {
 
     /// Saves the model, scores it once on the test set, and writes the summary and curves.
     fn finish(self, fitted: Fitted) -> Result<Finished, TrainError> {
-        let model_path = self.artifact_dir.join("model.bpk");
+        let model_path = self.run_dir.join("model.bpk");
         let record = fitted
             .cnn
             .clone()
@@ -315,11 +314,11 @@ impl PreparedRun {
             test_images: test.len(),
         };
         let mut warnings = Vec::new();
-        let curves = self.artifact_dir.join("curves.png");
+        let curves = self.run_dir.join("curves.png");
         if let Err(e) = write_curves(&fitted.rows, self.held_out_name(), &curves) {
             warnings.push(e.to_string());
         }
-        let summary_path = self.artifact_dir.join("summary.json");
+        let summary_path = self.run_dir.join("summary.json");
         let json = serde_json::to_string_pretty(&summary)
             .map_err(|e| TrainError::file(&summary_path, e))?;
         write_atomic(&summary_path, json.as_bytes())
@@ -333,7 +332,7 @@ impl PreparedRun {
 }
 
 /// `artifacts/<stem of the config file>`.
-pub fn default_artifact_dir(config_path: &Path) -> PathBuf {
+pub fn default_run_dir(config_path: &Path) -> PathBuf {
     let stem = config_path
         .file_stem()
         .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
@@ -342,24 +341,24 @@ pub fn default_artifact_dir(config_path: &Path) -> PathBuf {
 
 /// The recipe to read: a resumed run keeps the one it started with, saved beside its
 /// checkpoints.
-fn recipe_path(options: &TrainOptions, artifact_dir: &Path) -> Result<PathBuf, TrainError> {
+fn recipe_path(options: &TrainOptions, run_dir: &Path) -> Result<PathBuf, TrainError> {
     if !options.resume {
         return Ok(options.config_path.clone());
     }
-    let saved = artifact_dir.join("config.toml");
+    let saved = run_dir.join("config.toml");
     match saved.is_file() {
         true => Ok(saved),
         false => Err(TrainError::file(
             &saved,
             format!(
                 "not found; there is no run to resume in {}",
-                artifact_dir.display()
+                run_dir.display()
             ),
         )),
     }
 }
 
-/// Without `--resume` or `--restart`, an artifact directory holding an earlier run is left
+/// Without `--resume` or `--restart`, a run directory holding an earlier run is left
 /// alone: starting over there would mix the two runs' files.
 fn holds_no_earlier_run(dir: &Path) -> Result<(), TrainError> {
     let found: Vec<&str> = RUN_OUTPUTS
@@ -380,7 +379,7 @@ fn holds_no_seed_runs(dir: &Path) -> Result<(), TrainError> {
         dir,
         format!(
             "holds a multi-seed run ({}); continue it with the same --seeds and --resume, or \
-             give this run another --artifact-dir",
+             give this run another --model",
             found.join(", ")
         ),
     ))
@@ -396,7 +395,7 @@ pub(crate) fn refuse_earlier_run(dir: &Path, found: &[&str]) -> Result<(), Train
         dir,
         format!(
             "holds an earlier run ({}); continue it with --resume, start over with --restart \
-             (which replaces its files), or choose another --artifact-dir",
+             (which replaces its files), or choose another --model",
             found.join(", ")
         ),
     ))
@@ -493,5 +492,16 @@ fn load_mnist(
             Ok(load()?)
         }
         other => Ok(other?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_recipe_trains_where_eval_and_export_look() {
+        let default = default_run_dir(Path::new("configs/default.toml"));
+        assert_eq!(default, Path::new(infer::cli::DEFAULT_RUN_DIR));
     }
 }

@@ -12,7 +12,7 @@ fn smoke_run(backend: &str, min_accuracy: f64) {
         "configs/smoke.toml",
         "--backend",
         backend,
-        "--artifact-dir",
+        "--model",
         artifacts.to_str().unwrap(),
     ]);
     let stdout = text(&output.stdout);
@@ -175,7 +175,7 @@ fn corrupt_data_fails_its_checksum() {
 }
 
 #[test]
-fn an_unwritable_artifact_dir_is_named() {
+fn an_unwritable_run_dir_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
     std::fs::write(&file, "").unwrap();
@@ -183,7 +183,7 @@ fn an_unwritable_artifact_dir_is_named() {
     let output = train(&[
         "--config",
         "configs/smoke.toml",
-        "--artifact-dir",
+        "--model",
         run.to_str().unwrap(),
     ]);
     assert_refused(&output, &[run.to_str().unwrap()]);
@@ -298,7 +298,7 @@ fn distorted_batches_train_with_a_single_worker_thread() {
     let mut child = train_command(&[
         "--config",
         "configs/default.toml",
-        "--artifact-dir",
+        "--model",
         run.to_str().unwrap(),
         "--set",
         "training.epochs=1",
@@ -363,7 +363,7 @@ fn training_goes_on_when_its_reader_goes_away() {
     let mut child = crate::train_command(&[
         "--config",
         "configs/smoke.toml",
-        "--artifact-dir",
+        "--model",
         run.to_str().unwrap(),
     ])
     .stdout(std::process::Stdio::piped())

@@ -41,7 +41,7 @@ fn train_into(config: &Path, artifacts: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "--config",
         config.to_str().unwrap(),
-        "--artifact-dir",
+        "--model",
         artifacts.to_str().unwrap(),
     ];
     args.extend(extra);

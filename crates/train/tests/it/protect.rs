@@ -1,4 +1,4 @@
-//! An artifact directory holds one run: commands that would mix another run into a finished
+//! A run directory holds one run: commands that would mix another run into a finished
 //! one are refused before anything is written, and two trainings never write one directory
 //! at once.
 
@@ -48,7 +48,7 @@ fn a_finished_run_is_left_alone_unless_restarted() {
     let run_dir = run.to_str().unwrap();
     let output = train(&[
         "--resume",
-        "--artifact-dir",
+        "--model",
         run_dir,
         "--set",
         "model.conv1_channels=12",
@@ -104,7 +104,7 @@ fn a_restart_removes_only_the_runs_own_files_and_never_a_seeds_folder() {
         "configs/smoke.toml",
         "--seeds",
         "1",
-        "--artifact-dir",
+        "--model",
         seeds_dir,
     ]);
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -133,7 +133,7 @@ fn two_trainings_never_write_one_directory_at_once() {
     .unwrap();
     let run = dir.path().join("run");
     let (config, run_dir) = (config.to_str().unwrap(), run.to_str().unwrap());
-    let mut first = train_command(&["--config", config, "--artifact-dir", run_dir])
+    let mut first = train_command(&["--config", config, "--model", run_dir])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -152,9 +152,9 @@ fn two_trainings_never_write_one_directory_at_once() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let holder = format!("process {}", first.id());
-    let output = train(&["--config", config, "--artifact-dir", run_dir, "--restart"]);
+    let output = train(&["--config", config, "--model", run_dir, "--restart"]);
     assert_refused(&output, &[run_dir, "another training", &holder]);
-    let output = train(&["--resume", "--artifact-dir", run_dir]);
+    let output = train(&["--resume", "--model", run_dir]);
     assert_refused(&output, &["another training", &holder]);
     first.kill().unwrap();
     first.wait().unwrap();
@@ -176,7 +176,7 @@ fn a_truncated_checkpoint_is_refused_on_resume() {
             "--resume",
             "--epochs",
             "2",
-            "--artifact-dir",
+            "--model",
             run.to_str().unwrap(),
         ]);
         assert_refused(&output, &[&format!("{part}-1.bpk"), "damaged"]);
@@ -202,7 +202,7 @@ fn a_damaged_but_readable_checkpoint_is_refused_by_its_checksum() {
         "--resume",
         "--epochs",
         "2",
-        "--artifact-dir",
+        "--model",
         run.to_str().unwrap(),
     ];
     let output = train(&resume);

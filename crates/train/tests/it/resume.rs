@@ -28,7 +28,7 @@ fn start_after_first_epoch(dir: &Path) -> (Child, PathBuf) {
     let mut child = train_command(&[
         "--config",
         config.to_str().unwrap(),
-        "--artifact-dir",
+        "--model",
         run.to_str().unwrap(),
     ])
     .stdout(std::process::Stdio::null())
@@ -106,7 +106,7 @@ fn a_run_killed_mid_epoch_resumes_to_the_end() {
     child.wait().unwrap();
     assert!(!run.join("model.bpk").exists(), "killed before the end");
 
-    let output = train_command(&["--resume", "--artifact-dir", run.to_str().unwrap()])
+    let output = train_command(&["--resume", "--model", run.to_str().unwrap()])
         .output()
         .unwrap();
     let stdout = text(&output.stdout);
@@ -141,12 +141,12 @@ fn stop_with_signal_and_resume(signal: &str, name: &str) {
         "{stderr}"
     );
     assert!(
-        stderr.contains("resume with: cargo xtask train --resume --artifact-dir"),
+        stderr.contains("training again with --resume --model"),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 
-    let output = train_command(&["--resume", "--artifact-dir", run.to_str().unwrap()])
+    let output = train_command(&["--resume", "--model", run.to_str().unwrap()])
         .output()
         .unwrap();
     assert_finished(&run, &output);
@@ -233,7 +233,7 @@ fn resuming_with_a_config_that_does_not_fit_the_checkpoint_names_both() {
         "--resume",
         "--epochs",
         "2",
-        "--artifact-dir",
+        "--model",
         run.to_str().unwrap(),
     ])
     .output()
