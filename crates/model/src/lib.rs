@@ -77,15 +77,15 @@ impl Cnn {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let x = self.block(&self.conv1, images, self.input_norm);
         let x = self.block(&self.conv2, x, InputNorm::IDENTITY);
-        self.classify(x.flatten(1, 3))
+        self.logits(x.flatten(1, 3))
     }
 
-    /// The classifier layer. On flex this is its own operation (see [`dense`]), the
+    /// The classifier layer's logits. On flex this is its own operation (see [`dense`]), the
     /// matrix products split across threads; elsewhere, Burn's `Linear`.
     ///
     /// # Shapes
     /// - `features`: `[batch, inputs]`; returns `[batch, num_classes]`.
-    fn classify(&self, features: Tensor<2>) -> Tensor<2> {
+    fn logits(&self, features: Tensor<2>) -> Tensor<2> {
         let weight = self.classifier.weight.val();
         if !dense::supported(&features, &weight) {
             return self.classifier.forward(features);

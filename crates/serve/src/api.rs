@@ -1,8 +1,8 @@
 //! The JSON API: `POST /api/classify`, `GET /api/health`, `GET /api/model`, the probes and
 //! metrics operators read, and JSON errors with the right status for everything else.
 
-use crate::batcher::{Batcher, Unanswered};
 use crate::metrics::{self, Metrics};
+use crate::queue::{InferenceQueue, Unanswered};
 use axum::Json;
 use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::{FromRequest, Multipart, Request, State};
@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 /// What every request can reach.
 pub struct AppState {
     /// The network, behind its batching queue.
-    pub batcher: Batcher,
+    pub queue: InferenceQueue,
     /// What `/api/model` says; replaced when the model is reloaded.
     pub model: std::sync::RwLock<ModelInfo>,
     /// What `/metrics` says.
@@ -83,9 +83,9 @@ impl AppState {
         }
     }
 
-    /// The state for `batcher`'s model, within `limits`.
+    /// The state for the model behind `queue`, within `limits`.
     pub fn new(
-        batcher: Batcher,
+        queue: InferenceQueue,
         model: ModelInfo,
         metrics: Arc<Metrics>,
         limits: RequestLimits,
@@ -95,7 +95,7 @@ impl AppState {
             .unwrap_or(usize::MAX)
             .min(Semaphore::MAX_PERMITS);
         Self {
-            batcher,
+            queue,
             model: std::sync::RwLock::new(model),
             metrics,
             decoding: Arc::new(Semaphore::new(2 * cores)),
@@ -214,7 +214,7 @@ pub async fn classify(
     ImageUpload { name, bytes }: ImageUpload,
 ) -> Result<Json<Value>, ApiError> {
     let pixels = preprocess(&state, name, bytes).await?;
-    let prediction = state.batcher.classify(pixels).await??;
+    let prediction = state.queue.classify(pixels).await??;
     Ok(Json(answer(&prediction, &pixels)))
 }
 

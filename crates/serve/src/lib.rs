@@ -7,9 +7,9 @@
 #![deny(unsafe_code)]
 
 pub mod api;
-pub mod batcher;
 pub mod metrics;
 pub mod oip;
+pub mod queue;
 pub mod reload;
 pub mod server;
 #[cfg(test)]

@@ -9,8 +9,8 @@ use infer::DigitClassifier;
 use infer::cli::{ModelArgs, TtaArgs};
 use infer::console::note;
 use serve::api::{AppState, RequestLimits};
-use serve::batcher::Batcher;
 use serve::metrics::Metrics;
+use serve::queue::InferenceQueue;
 use serve::reload::Reloader;
 use serve::server::{self, ConnectionLimits};
 use std::net::SocketAddr;
@@ -157,8 +157,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let limits = cli.limits.requests();
     // Room for every image the admitted requests may bring.
     let capacity = limits.max_in_flight.saturating_mul(serve::oip::MAX_IMAGES);
-    let batcher = Batcher::start(classifier, capacity, metrics.clone());
-    let mut state = AppState::new(batcher, info, metrics, limits);
+    let queue = InferenceQueue::start(classifier, capacity, metrics.clone());
+    let mut state = AppState::new(queue, info, metrics, limits);
     state.local_only = cli.addr.ip().is_loopback();
     state.model_name = cli.name.clone();
     let draining = state.draining.clone();

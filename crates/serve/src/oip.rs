@@ -153,7 +153,7 @@ pub async fn infer(
             )));
         }
     };
-    let predictions = state.batcher.classify_all(&images).await??;
+    let predictions = state.queue.classify_all(&images).await??;
     let probabilities: Vec<f32> = predictions
         .iter()
         .flat_map(|p| p.probabilities.iter().copied())

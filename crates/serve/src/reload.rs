@@ -28,7 +28,7 @@ pub enum ReloadError {
     Classify(infer::ClassifyError),
     /// The classifying thread has stopped.
     #[error(transparent)]
-    Stopped(#[from] crate::batcher::Unanswered),
+    Stopped(#[from] crate::queue::Unanswered),
     /// The loading thread panicked.
     #[error("loading panicked")]
     Panicked,
@@ -65,7 +65,7 @@ impl Reloader {
         })
         .await
         .map_err(|_| ReloadError::Panicked)??;
-        state.batcher.replace(classifier)?;
+        state.queue.replace(classifier)?;
         state.metrics.serving(&info.label, &info.sha256);
         match state.model.write() {
             Ok(mut model) => *model = info.clone(),

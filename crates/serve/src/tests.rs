@@ -3,8 +3,8 @@
 //! what needs a real connection: timeouts, connection limits, signals.
 
 use crate::api::{AppState, RequestLimits};
-use crate::batcher::Batcher;
 use crate::metrics::Metrics;
+use crate::queue::InferenceQueue;
 use crate::{LogFormat, app};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -18,8 +18,8 @@ fn service() -> axum::Router {
     let info = source.info().unwrap();
     let classifier = DigitClassifier::load(&source, burn::tensor::Device::flex()).unwrap();
     let metrics = Arc::new(Metrics::new(&info.label, &info.sha256));
-    let batcher = Batcher::start(classifier, 64, metrics.clone());
-    let mut state = AppState::new(batcher, info, metrics, RequestLimits::default());
+    let queue = InferenceQueue::start(classifier, 64, metrics.clone());
+    let mut state = AppState::new(queue, info, metrics, RequestLimits::default());
     state.local_only = true;
     app(Arc::new(state), LogFormat::Text)
 }

@@ -19,7 +19,7 @@ struct Job {
 
 /// A handle to the classifying thread; cheap to clone, one per request.
 #[derive(Clone)]
-pub struct Batcher {
+pub struct InferenceQueue {
     jobs: mpsc::SyncSender<Job>,
     /// Networks to answer with from the next batch on.
     replacements: mpsc::Sender<DigitClassifier>,
@@ -37,7 +37,7 @@ pub enum Unanswered {
     Stopped,
 }
 
-impl Batcher {
+impl InferenceQueue {
     /// Starts the thread that owns `classifier`, with room for `capacity` waiting images.
     pub fn start(classifier: DigitClassifier, capacity: usize, metrics: Arc<Metrics>) -> Self {
         let (jobs, queue) = mpsc::sync_channel::<Job>(capacity);
@@ -109,7 +109,7 @@ impl Batcher {
 
 /// Waits for a job, takes every other job already queued (up to [`MAX_BATCH`]), classifies
 /// them in one pass (with the latest network replaced in) and answers each; ends when every
-/// [`Batcher`] is gone.
+/// [`InferenceQueue`] is gone.
 fn run(
     mut classifier: DigitClassifier,
     queue: &mpsc::Receiver<Job>,
