@@ -32,19 +32,23 @@ pub type Canvas<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 /// What a drawing step may fail with: plotters' errors, boxed.
 pub type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
+/// The confusion matrix's cells, in pixels: side, and the margins for the labels.
+const CELL: i32 = 56;
+const LEFT: i32 = 90;
+const TOP: i32 = 70;
+
+/// Centred black text of `size` points.
+fn centred(size: u32) -> TextStyle<'static> {
+    (FONT_FAMILY, size)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Center))
+}
+
 /// The confusion matrix as a heat map, counts written in the cells.
 pub fn write_confusion(evaluation: &Evaluation, path: &Path) -> Result<(), FigureError> {
-    const CELL: i32 = 56;
-    const LEFT: i32 = 90;
-    const TOP: i32 = 70;
     let side = (LEFT + 10 * CELL + 30) as u32;
     draw_png(path, side, side + 20, |root| {
-        let centred = |size| {
-            (FONT_FAMILY, size)
-                .into_font()
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Center, VPos::Center))
-        };
         root.draw(&Text::new(
             "Confusion matrix (test set)",
             (side as i32 / 2, 25),
@@ -58,39 +62,13 @@ pub fn write_confusion(evaluation: &Evaluation, path: &Path) -> Result<(), Figur
         root.draw(&Text::new("true", (25, TOP + 5 * CELL - 10), centred(18)))?;
         root.draw(&Text::new("digit", (25, TOP + 5 * CELL + 12), centred(18)))?;
         for truth in 0..10 {
-            let row_total: u32 = evaluation.confusion[truth].iter().sum::<u32>().max(1);
             let y = TOP + truth as i32 * CELL;
             root.draw(&Text::new(
                 truth.to_string(),
                 (LEFT - 15, y + CELL / 2),
                 centred(17),
             ))?;
-            for predicted in 0..10 {
-                let x = LEFT + predicted as i32 * CELL;
-                let count = evaluation.confusion[truth][predicted];
-                // Shade by the share of the true digit's images, on a square-root scale so
-                // single mistakes still show.
-                let share = (f64::from(count) / f64::from(row_total)).sqrt();
-                let fade = |depth: f64| (255.0 - depth * share).clamp(0.0, 255.0) as u8;
-                let fill = if truth == predicted {
-                    RGBColor(fade(170.0), fade(60.0), fade(170.0))
-                } else {
-                    RGBColor(255, fade(200.0), fade(200.0))
-                };
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + CELL, y + CELL)],
-                    fill.filled(),
-                ))?;
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + CELL, y + CELL)],
-                    BLACK.mix(0.25),
-                ))?;
-                root.draw(&Text::new(
-                    count.to_string(),
-                    (x + CELL / 2, y + CELL / 2),
-                    centred(15),
-                ))?;
-            }
+            draw_confusion_row(root, &evaluation.confusion[truth], truth, y)?;
         }
         for predicted in 0..10 {
             let x = LEFT + predicted * CELL + CELL / 2;
@@ -102,6 +80,33 @@ pub fn write_confusion(evaluation: &Evaluation, path: &Path) -> Result<(), Figur
         }
         Ok(())
     })
+}
+
+/// One row of the confusion matrix at height `y`: how the images of digit `truth` were
+/// named, each cell shaded by its share of the row.
+fn draw_confusion_row(root: &Canvas, counts: &[u32; 10], truth: usize, y: i32) -> DrawResult {
+    let row_total: u32 = counts.iter().sum::<u32>().max(1);
+    for (predicted, &count) in counts.iter().enumerate() {
+        let x = LEFT + predicted as i32 * CELL;
+        // Shade by the share of the true digit's images, on a square-root scale so single
+        // mistakes still show.
+        let share = (f64::from(count) / f64::from(row_total)).sqrt();
+        let fade = |depth: f64| (255.0 - depth * share).clamp(0.0, 255.0) as u8;
+        let fill = if truth == predicted {
+            RGBColor(fade(170.0), fade(60.0), fade(170.0))
+        } else {
+            RGBColor(255, fade(200.0), fade(200.0))
+        };
+        let cell = [(x, y), (x + CELL, y + CELL)];
+        root.draw(&Rectangle::new(cell, fill.filled()))?;
+        root.draw(&Rectangle::new(cell, BLACK.mix(0.25)))?;
+        root.draw(&Text::new(
+            count.to_string(),
+            (x + CELL / 2, y + CELL / 2),
+            centred(15),
+        ))?;
+    }
+    Ok(())
 }
 
 /// Up to 100 test digits the model got wrong, each labelled `true → predicted`.

@@ -189,16 +189,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             draining.store(true, std::sync::atomic::Ordering::Relaxed);
         };
         let drained = server::serve(listener, app, &connections, shutdown).await;
-        note(match drained.cut {
-            0 => "stopped".to_string(),
-            cut => format!(
-                "stopped: the drain deadline ({} s) passed with {cut} connections open, closed \
-                 unfinished",
-                connections.drain.as_secs_f64()
-            ),
-        });
+        note(stopped(drained.cut, connections.drain));
         Ok(())
     })
+}
+
+/// The last line: how the server stopped, `cut` connections closed unfinished at the drain
+/// deadline.
+fn stopped(cut: usize, drain: std::time::Duration) -> String {
+    match cut {
+        0 => "stopped".to_string(),
+        cut => format!(
+            "stopped: the drain deadline ({} s) passed with {cut} connections open, closed \
+             unfinished",
+            drain.as_secs_f64()
+        ),
+    }
 }
 
 /// Loads the model again at each SIGHUP, keeping the old one when that fails.

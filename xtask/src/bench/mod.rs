@@ -313,16 +313,10 @@ fn machine() -> String {
 /// The accuracy a fast recipe has to reach on the test set.
 const TARGET_ACCURACY: f64 = 99.0;
 
-/// The fast recipe trained with seeds 1 to N (one `train --seeds` run): each seed's training
-/// seconds (the training passes, as in the table above: no evaluation, no loading) and test
-/// accuracy, and their mean.
-fn time_to_target_table(
-    args: &Args,
-    scratch: &Path,
-    summary: &mut Summary,
-) -> anyhow::Result<Vec<String>> {
+/// Trains the fast recipe with seeds 1 to `seeds` into one `train --seeds` run; returns its
+/// directory.
+fn train_fast_seeds(args: &Args, scratch: &Path, seeds: usize) -> anyhow::Result<PathBuf> {
     let config = std::path::absolute(&args.fast_config)?;
-    let seeds = args.fast_seeds.max(1);
     let runs = scratch.join("fast");
     let _ = std::fs::remove_dir_all(&runs);
     eprintln!(
@@ -339,6 +333,19 @@ fn time_to_target_table(
             .arg(&runs)
             .stdout(Stdio::null()),
     )?;
+    Ok(runs)
+}
+
+/// The fast recipe trained with seeds 1 to N (one `train --seeds` run): each seed's training
+/// seconds (the training passes, as in the table above: no evaluation, no loading) and test
+/// accuracy, and their mean.
+fn time_to_target_table(
+    args: &Args,
+    scratch: &Path,
+    summary: &mut Summary,
+) -> anyhow::Result<Vec<String>> {
+    let seeds = args.fast_seeds.max(1);
+    let runs = train_fast_seeds(args, scratch, seeds)?;
     let mut rows = vec![
         format!(
             "| time to {TARGET_ACCURACY} % ({}, {}) | seconds of training | test accuracy |",

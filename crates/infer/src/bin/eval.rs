@@ -12,12 +12,12 @@ use infer::{DigitClassifier, Evaluation, ModelSource, figures};
 fn print(line: impl std::fmt::Display) -> anyhow::Result<()> {
     infer::console::print(line).context("cannot write to stdout")
 }
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Score a trained model on the MNIST test set: accuracy, loss, per-digit precision and recall,
 /// the confusion matrix; draws `confusion.png` and `misclassified.png`.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(version)]
 struct Cli {
     /// The training run to evaluate; the figures are drawn into it.
@@ -56,9 +56,12 @@ fn main() -> ExitCode {
     infer::exit_status(run(Cli::parse()))
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// What to score, on which images, and where its figures go (none for a model without a run
+/// directory of its own).
+fn chosen(cli: &Cli) -> anyhow::Result<(ModelSource, PathBuf, Option<PathBuf>)> {
     let default_data = || PathBuf::from(data::DEFAULT_MNIST_DIR);
-    let (source, data_dir, figures) = match &cli.weights {
+    let cli = cli.clone();
+    Ok(match &cli.weights {
         _ if cli.shipped.shipped => (
             ModelSource::Shipped,
             cli.data.unwrap_or_else(default_data),
@@ -77,7 +80,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             },
             Some(cli.figures.unwrap_or(cli.run_dir)),
         ),
-    };
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let (source, data_dir, figures) = chosen(&cli)?;
     let ready = cli.backend.kind.init()?;
     let classifier = DigitClassifier::load(&source, ready.device)
         .context("cannot load the model")?
@@ -91,14 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let evaluation = Evaluation::run(&classifier, &test)?;
     print(&evaluation)?;
     if let Some(path) = &cli.predictions {
-        let mut csv = csv::Writer::from_writer(Vec::new());
-        csv.write_record(["index", "label", "predicted"])?;
-        for (index, (label, predicted)) in evaluation.predictions.iter().enumerate() {
-            csv.serialize((index, label, predicted))?;
-        }
-        data::write_named_file(path, &csv.into_inner()?)
-            .with_context(|| format!("{}: cannot write", path.display()))?;
-        print(format_args!("wrote {}", path.display()))?;
+        write_predictions(&evaluation, path)?;
     }
     if let Some(dir) = &cli.save_images {
         let written = infer::save_dataset_images(&test, cli.save_limit, dir)
@@ -122,4 +122,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ))?;
     }
     Ok(())
+}
+
+/// Every test image's label and predicted digit, as CSV.
+fn write_predictions(evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    csv.write_record(["index", "label", "predicted"])?;
+    for (index, (label, predicted)) in evaluation.predictions.iter().enumerate() {
+        csv.serialize((index, label, predicted))?;
+    }
+    data::write_named_file(path, &csv.into_inner()?)
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    print(format_args!("wrote {}", path.display()))
 }

@@ -38,6 +38,26 @@ pub fn write_curves(rows: &[EpochRow], held_out: &str, path: &Path) -> Result<()
     })
 }
 
+/// The ranges of a chart of `(epoch, train, test)` points: every epoch, and every value with
+/// a little room above and below.
+fn axes(points: &[(f64, f64, f64)]) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
+    let first = points.first().map_or(1.0, |p| p.0);
+    let last = points.last().map_or(1.0, |p| p.0).max(first + 1.0);
+    let (low, high) = points
+        .iter()
+        .flat_map(|p| [p.1, p.2])
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    let (low, high) = if low.is_finite() {
+        (low, high)
+    } else {
+        (0.0, 1.0)
+    };
+    let pad = ((high - low) * 0.08).max(1e-3);
+    (first..last, (low - pad)..(high + pad))
+}
+
 /// One chart: the train and test series of `values` against the epoch.
 fn panel(
     area: &Canvas<'_>,
@@ -55,27 +75,13 @@ fn panel(
         })
         .filter(|(_, a, b)| a.is_finite() && b.is_finite())
         .collect();
-    let first = points.first().map_or(1.0, |p| p.0);
-    let last = points.last().map_or(1.0, |p| p.0).max(first + 1.0);
-    let (low, high) = points
-        .iter()
-        .flat_map(|p| [p.1, p.2])
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    let (low, high) = if low.is_finite() {
-        (low, high)
-    } else {
-        (0.0, 1.0)
-    };
-    let pad = ((high - low) * 0.08).max(1e-3);
-
+    let (epochs, values) = axes(&points);
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT_FAMILY, 26))
         .margin(18)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d(first..last, (low - pad)..(high + pad))?;
+        .build_cartesian_2d(epochs, values)?;
     chart
         .configure_mesh()
         .x_desc("epoch")
