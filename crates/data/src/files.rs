@@ -78,21 +78,60 @@ pub fn write_with_checksum(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic(&checksum_path(path), line.as_bytes())
 }
 
+/// Why a file's bytes are not vouched for by its checksum.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChecksumError {
+    /// No checksum file: a file from before checksums were kept, or one whose checksum was
+    /// removed, cannot be told from a damaged one, so the message says how to vouch for it.
+    #[error(
+        "has no checksum ({sums}) to show it is undamaged; if you trust it, write one with \
+         `sha256sum {name} > {sums}` in its folder"
+    )]
+    Missing {
+        /// The file's name.
+        name: String,
+        /// Its checksum file's name.
+        sums: String,
+    },
+    /// The checksum file exists but cannot be read.
+    #[error("cannot read {origin}: {reason}")]
+    Unreadable {
+        /// The checksum file.
+        origin: String,
+        /// Why not.
+        reason: String,
+    },
+    /// The checksum file holds no SHA-256.
+    #[error("{origin} holds no SHA-256 (64 hex digits, as `sha256sum` writes them)")]
+    NoSha256 {
+        /// The checksum file.
+        origin: String,
+    },
+    /// The bytes are not the ones the checksum was taken of.
+    #[error("does not match its checksum in {origin}: the file is damaged or was changed")]
+    Mismatch {
+        /// The checksum file.
+        origin: String,
+    },
+}
+
 /// Checks `bytes`, read from `path`, against the checksum [`write_with_checksum`] kept
-/// beside it, and says why not: damage, or no checksum at all (a file from before checksums
-/// were kept, or one whose checksum was removed, cannot be told from a damaged one, so the
-/// message says how to vouch for it).
-pub fn verify_checksum(path: &Path, bytes: &[u8]) -> Result<(), String> {
+/// beside it.
+pub fn verify_checksum(path: &Path, bytes: &[u8]) -> Result<(), ChecksumError> {
     let sums = checksum_path(path);
     let text = match read_text_bounded(&sums, MAX_TEXT_FILE_BYTES) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let (name, sums_name) = (file_name(path), file_name(&sums));
-            return Err(format!(
-                "has no checksum ({sums_name}) to show it is undamaged; if you trust it, \
-                 write one with `sha256sum {name} > {sums_name}` in its folder"
-            ));
+            return Err(ChecksumError::Missing {
+                name: file_name(path).into_owned(),
+                sums: file_name(&sums).into_owned(),
+            });
         }
-        Err(e) => return Err(format!("cannot read {}: {e}", sums.display())),
+        Err(e) => {
+            return Err(ChecksumError::Unreadable {
+                origin: sums.display().to_string(),
+                reason: e.to_string(),
+            });
+        }
         Ok(text) => text,
     };
     matches_checksum(&text, bytes, &sums.display().to_string())
@@ -104,18 +143,12 @@ fn file_name(path: &Path) -> std::borrow::Cow<'_, str> {
 
 /// Checks `bytes` against the SHA-256 in `text`, read from `origin`: a `sha256sum` line
 /// (`HEX  NAME`) or its `--tag` form (`SHA256 (NAME) = HEX`), in either case.
-pub fn matches_checksum(text: &str, bytes: &[u8], origin: &str) -> Result<(), String> {
-    let Some(expected) = checksum_in(text) else {
-        return Err(format!(
-            "{origin} holds no SHA-256 (64 hex digits, as `sha256sum` writes them)"
-        ));
-    };
-    if expected == sha256_hex(bytes) {
-        Ok(())
-    } else {
-        Err(format!(
-            "does not match its checksum in {origin}: the file is damaged or was changed"
-        ))
+pub fn matches_checksum(text: &str, bytes: &[u8], origin: &str) -> Result<(), ChecksumError> {
+    let origin = origin.to_string();
+    match checksum_in(text) {
+        None => Err(ChecksumError::NoSha256 { origin }),
+        Some(expected) if expected == sha256_hex(bytes) => Ok(()),
+        Some(_) => Err(ChecksumError::Mismatch { origin }),
     }
 }
 
@@ -346,13 +379,15 @@ mod tests {
         assert_eq!(verify_checksum(&path, &bytes), Ok(()));
         let mut flipped = bytes.clone();
         flipped[100] ^= 0x10;
-        let err = verify_checksum(&path, &flipped).unwrap_err();
+        let err = verify_checksum(&path, &flipped).unwrap_err().to_string();
         assert!(
             err.contains("model.bpk.sha256") && err.contains("damaged"),
             "{err}"
         );
         // Without a checksum nothing shows the file is whole: refused, saying how to vouch.
         let err = verify_checksum(&dir.path().join("old.bpk"), &bytes).unwrap_err();
+        assert!(matches!(err, ChecksumError::Missing { .. }), "{err}");
+        let err = err.to_string();
         assert!(
             err.contains("no checksum") && err.contains("sha256sum old.bpk > old.bpk.sha256"),
             "{err}"
@@ -373,11 +408,14 @@ mod tests {
         }
         for text in ["", "\n", "not a checksum", "SHA256 (model.bpk) = 12"] {
             let err = matches_checksum(text, bytes, "model.bpk.sha256").unwrap_err();
-            assert!(err.contains("holds no SHA-256"), "{text:?}: {err}");
+            assert!(
+                matches!(err, ChecksumError::NoSha256 { .. }),
+                "{text:?}: {err}"
+            );
         }
         let other = sha256_hex(b"other");
         let err = matches_checksum(&other, bytes, "s").unwrap_err();
-        assert!(err.contains("damaged"), "{err}");
+        assert!(err.to_string().contains("damaged"), "{err}");
     }
 
     #[cfg(unix)]

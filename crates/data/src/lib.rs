@@ -17,9 +17,9 @@ mod preprocess;
 pub use augment::Augmentation;
 pub use batcher::{MnistBatch, MnistBatcher};
 pub use files::{
-    MAX_IMAGE_FILE_BYTES, MAX_TEXT_FILE_BYTES, checksum_path, matches_checksum, read_bounded,
-    read_text_bounded, sha256_hex, verify_checksum, write_atomic, write_named_file, write_target,
-    write_with_checksum,
+    ChecksumError, MAX_IMAGE_FILE_BYTES, MAX_TEXT_FILE_BYTES, checksum_path, matches_checksum,
+    read_bounded, read_text_bounded, sha256_hex, verify_checksum, write_atomic, write_named_file,
+    write_target, write_with_checksum,
 };
 pub use idx::{IdxError, IdxFile, read_idx};
 pub use input::pixel_to_input;

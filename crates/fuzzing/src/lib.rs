@@ -20,9 +20,10 @@ use train::RunConfig;
 pub type Target = fn(&[u8]);
 
 /// The targets by name, as `fuzz/fuzz_targets/` and `fuzz/corpus/` name them.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("idx", idx),
     ("image", image),
+    ("exif", exif),
     ("config", config),
     ("weights", weights),
     ("record", record),
@@ -49,6 +50,67 @@ pub fn image(bytes: &[u8]) {
         }
         Err(error) => assert_one_line(&error),
     }
+}
+
+/// An EXIF block, as a photo carries it: in a JPEG's APP1 segment and in a PNG's `eXIf`
+/// chunk, around a valid picture of a digit. Whatever the block says, the picture is read
+/// (a damaged block is no reason to refuse the pixels) and still has its ink, turned or not.
+pub fn exif(bytes: &[u8]) {
+    for picture in [jpeg_with_exif(bytes), png_with_exif(bytes)] {
+        match preprocess_bytes(&picture, Path::new("photo")) {
+            Ok(pixels) => assert!(pixels.iter().any(|&p| p > 0), "the digit keeps its ink"),
+            Err(error) => panic!("a valid picture refused for its EXIF block: {error}"),
+        }
+    }
+}
+
+/// A small picture of a digit (a bar, white on black) as `format` encodes it.
+fn digit_picture(format: image::ImageFormat) -> Vec<u8> {
+    let mut picture = image::GrayImage::new(24, 32);
+    for y in 4..28 {
+        for x in 10..14 {
+            picture.put_pixel(x, y, image::Luma([255]));
+        }
+    }
+    let mut encoded = std::io::Cursor::new(Vec::new());
+    picture
+        .write_to(&mut encoded, format)
+        .expect("a small picture encodes");
+    encoded.into_inner()
+}
+
+/// The digit as a JPEG whose first segment is APP1 holding `exif` (cut to the segment's
+/// largest size).
+fn jpeg_with_exif(exif: &[u8]) -> Vec<u8> {
+    static JPEG: OnceLock<Vec<u8>> = OnceLock::new();
+    let jpeg = JPEG.get_or_init(|| digit_picture(image::ImageFormat::Jpeg));
+    let exif = &exif[..exif.len().min(usize::from(u16::MAX) - 8)];
+    let length = u16::try_from(exif.len() + 8).expect("cut to fit");
+    let mut file = jpeg[..2].to_vec();
+    file.extend([0xFF, 0xE1]);
+    file.extend(length.to_be_bytes());
+    file.extend(b"Exif\0\0");
+    file.extend(exif);
+    file.extend(&jpeg[2..]);
+    file
+}
+
+/// The digit as a PNG with an `eXIf` chunk holding `exif` right after its header chunk.
+fn png_with_exif(exif: &[u8]) -> Vec<u8> {
+    static PNG: OnceLock<Vec<u8>> = OnceLock::new();
+    let png = PNG.get_or_init(|| digit_picture(image::ImageFormat::Png));
+    // The signature (8 bytes), then IHDR: length, type, 13 bytes of data, CRC.
+    let after_header = 8 + 4 + 4 + 13 + 4;
+    let mut chunk = b"eXIf".to_vec();
+    chunk.extend(exif);
+    let mut crc = flate2::Crc::new();
+    crc.update(&chunk);
+    let mut file = png[..after_header].to_vec();
+    file.extend(u32::try_from(exif.len()).unwrap_or(u32::MAX).to_be_bytes());
+    file.extend(&chunk);
+    file.extend(crc.sum().to_be_bytes());
+    file.extend(&png[after_header..]);
+    file
 }
 
 /// A training recipe, as `train --config` reads it; and each of its lines as a
@@ -137,10 +199,19 @@ fn assert_one_line(error: &dyn std::fmt::Display) {
     );
 }
 
+/// Removes this process's scratch folder; the corpus replay calls it when done, so nothing
+/// is left behind in `/dev/shm`.
+pub fn remove_scratch() {
+    if let Some(dir) = SCRATCH.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
+
 /// A folder of this process's own, in memory where the system has one.
 fn scratch() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
+    SCRATCH.get_or_init(|| {
         let base = Path::new("/dev/shm");
         let base = if base.is_dir() {
             base.to_path_buf()

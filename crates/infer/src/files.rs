@@ -21,14 +21,35 @@ pub struct InputError {
     pub problem: String,
 }
 
+/// Why one input file has no prediction; each names the file, on one line.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// Not an image file, or a folder without images.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The file could not be read or decoded, or holds no digit.
+    #[error(transparent)]
+    Image(#[from] data::PreprocessError),
+    /// The network answered fewer images than it was given.
+    #[error("{}: no prediction", .0.display())]
+    NoPrediction(PathBuf),
+    /// The image the network saw could not be saved (`--save-preprocessed`).
+    #[error("{}: cannot write: {error}", path.display())]
+    Save {
+        /// The file that was to be written.
+        path: PathBuf,
+        /// What the system said.
+        error: std::io::Error,
+    },
+}
+
 /// What became of one input file.
 #[derive(Debug)]
 pub struct FileResult {
     /// The image file.
     pub path: PathBuf,
-    /// The prediction and the 28×28 image the network saw, or a one-line reason naming the
-    /// file.
-    pub outcome: Result<Classified, String>,
+    /// The prediction and the 28×28 image the network saw, or why there is none.
+    pub outcome: Result<Classified, FileError>,
 }
 
 /// A file's prediction and the network's view of it.
@@ -108,14 +129,14 @@ pub fn classify_files(
     classifier: &DigitClassifier,
     inputs: &[PathBuf],
 ) -> Result<Vec<FileResult>, ClassifyError> {
-    let decoded: Vec<(PathBuf, Result<[u8; PIXELS], String>)> = collect_images(inputs)
+    let decoded: Vec<(PathBuf, Result<[u8; PIXELS], FileError>)> = collect_images(inputs)
         .into_par_iter()
         .map(|input| match input {
             Ok(path) => {
-                let pixels = data::preprocess_image(&path).map_err(|e| e.to_string());
+                let pixels = data::preprocess_image(&path).map_err(FileError::from);
                 (path, pixels)
             }
-            Err(error) => (error.path.clone(), Err(error.to_string())),
+            Err(error) => (error.path.clone(), Err(error.into())),
         })
         .collect();
     let ready: Vec<[u8; PIXELS]> = decoded
@@ -130,7 +151,7 @@ pub fn classify_files(
             let outcome = pixels.and_then(|pixels| {
                 let prediction = predictions
                     .next()
-                    .ok_or_else(|| format!("{}: no prediction", path.display()))?;
+                    .ok_or_else(|| FileError::NoPrediction(path.clone()))?;
                 Ok(Classified { pixels, prediction })
             });
             FileResult { path, outcome }
@@ -249,7 +270,7 @@ mod tests {
         }
         assert!(results[0].outcome.is_ok());
         let error = results[1].outcome.as_ref().unwrap_err();
-        assert!(error.contains("missing.png"), "{error}");
+        assert!(error.to_string().contains("missing.png"), "{error}");
         let two = results[2].outcome.as_ref().unwrap();
         assert_eq!(two.pixels, data::preprocess_image(&inputs[2]).unwrap());
     }

@@ -18,8 +18,8 @@ pub mod output;
 pub use classify::{ClassifyError, DigitClassifier, Prediction};
 pub use evaluation::{Evaluation, Misclassified};
 pub use files::{
-    Classified, FileResult, IMAGE_EXTENSIONS, InputError, classify_files, collect_images,
-    preprocessed_png, save_dataset_images, save_preprocessed,
+    Classified, FileError, FileResult, IMAGE_EXTENSIONS, InputError, classify_files,
+    collect_images, preprocessed_png, save_dataset_images, save_preprocessed,
 };
 pub use loading::{LoadError, ModelInfo, ModelSource, run_data_dir};
 

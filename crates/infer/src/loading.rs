@@ -273,9 +273,9 @@ impl DigitClassifier {
 fn load_shipped(device: &Device) -> Result<Cnn, LoadError> {
     let config = RunFile::parse(SHIPPED_CONFIG, Path::new(SHIPPED_CONFIG_NAME))?.model;
     data::matches_checksum(SHIPPED_CHECKSUM, SHIPPED_MODEL, "model.bpk.sha256").map_err(
-        |reason| LoadError::Unreadable {
+        |error| LoadError::Unreadable {
             path: SHIPPED_MODEL_NAME.into(),
-            reason,
+            reason: error.to_string(),
         },
     )?;
     let record =
@@ -315,7 +315,7 @@ fn load_run(dir: &Path, device: &Device) -> Result<Cnn, LoadError> {
         .map_err(|e| unreadable(e.to_string()))?;
     // Damage that still parses would load as a different network: the checksum written at
     // save time catches it.
-    data::verify_checksum(&record_path, &bytes).map_err(unreadable)?;
+    data::verify_checksum(&record_path, &bytes).map_err(|e| unreadable(e.to_string()))?;
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| unreadable(e.to_string()))?;
     let (record_name, config_name) = (record_path.display(), config_path.display());

@@ -5,7 +5,7 @@
 use anyhow::Context;
 use clap::Parser;
 use infer::cli::{ModelArgs, TtaArgs};
-use infer::{DigitClassifier, FileResult, classify_files, console, output};
+use infer::{DigitClassifier, FileError, FileResult, classify_files, console, output};
 use model::BackendKind;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -82,7 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
 }
 
 /// Writes the network's view of a classified file into `dir` as `INDEX-STEM.png`.
-fn save_preprocessed(result: &FileResult, index: usize, dir: &Path) -> Result<(), String> {
+fn save_preprocessed(result: &FileResult, index: usize, dir: &Path) -> Result<(), FileError> {
     let Ok(classified) = &result.outcome else {
         return Ok(());
     };
@@ -91,8 +91,10 @@ fn save_preprocessed(result: &FileResult, index: usize, dir: &Path) -> Result<()
         .file_stem()
         .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
     let target = dir.join(format!("{index:04}-{stem}.png"));
-    infer::save_preprocessed(&classified.pixels, &target)
-        .map_err(|error| format!("{}: cannot write: {error}", target.display()))
+    infer::save_preprocessed(&classified.pixels, &target).map_err(|error| FileError::Save {
+        path: target,
+        error,
+    })
 }
 
 /// Prints one result: on stdout, or a failure in the human format on stderr. A reader that

@@ -83,7 +83,7 @@ pub fn json_line(result: &FileResult) -> String {
             value["file"] = json!(file);
             value
         }
-        Err(error) => json!({ "file": file, "error": error }),
+        Err(error) => json!({ "file": file, "error": error.to_string() }),
     }
     .to_string()
 }
@@ -117,7 +117,7 @@ pub fn human_text(file: &str, prediction: &Prediction, top: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::Classified;
+    use crate::files::{Classified, FileError};
     use std::path::PathBuf;
 
     fn prediction() -> Prediction {
@@ -148,11 +148,11 @@ mod tests {
         assert_eq!(value["probabilities"][2], 1e-6);
         let failed = FileResult {
             path: PathBuf::from("b.png"),
-            outcome: Err("b.png: not an image".into()),
+            outcome: Err(FileError::NoPrediction(PathBuf::from("b.png"))),
         };
         assert_eq!(
             json_line(&failed),
-            r#"{"error":"b.png: not an image","file":"b.png"}"#
+            r#"{"error":"b.png: no prediction","file":"b.png"}"#
         );
     }
 

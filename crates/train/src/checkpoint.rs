@@ -58,7 +58,7 @@ pub(crate) fn read_record<R: Checkpoint>(
     };
     let bytes = data::read_bounded(&path, MAX_RECORD_BYTES)
         .map_err(|e| damaged(format!("cannot read: {e}")))?;
-    data::verify_checksum(&path, &bytes).map_err(damaged)?;
+    data::verify_checksum(&path, &bytes).map_err(|e| damaged(e.to_string()))?;
     R::checkpoint_from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| damaged(format!("cannot read ({})", one_line(&e.to_string()))))
 }

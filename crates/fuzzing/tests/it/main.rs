@@ -4,8 +4,18 @@
 
 use std::path::Path;
 
+/// Removes the targets' scratch folder however the test ends.
+struct RemoveScratch;
+
+impl Drop for RemoveScratch {
+    fn drop(&mut self) {
+        fuzzing::remove_scratch();
+    }
+}
+
 #[test]
 fn every_kept_input_still_holds() {
+    let _scratch = RemoveScratch;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
     for (name, target) in fuzzing::TARGETS {
         let dir = root.join(name);
