@@ -1,5 +1,6 @@
 //! `cargo xtask train|eval|export`: build one of the project's binaries with the backend its
-//! `--backend` flag names, and run it with the flags as given, in the caller's directory.
+//! `--backend` flag names (and, for `export` to ONNX, the `onnx` feature), and run it with the
+//! flags as given, in the caller's directory.
 
 use crate::{backend_features, cargo_in, workspace_root};
 
@@ -27,6 +28,9 @@ pub fn run(package: &str, bin: &str, args: Args) -> anyhow::Result<()> {
     if let Some(backend) = backend(&args.flags) {
         command.extend(backend_features(backend));
     }
+    if bin == "export" && writes_onnx(&args.flags) {
+        command.extend(["--features".into(), "onnx".into()]);
+    }
     command.push("--".into());
     command.extend(args.flags);
     // Relative paths in the flags, and the binaries' defaults (`configs/default.toml`,
@@ -36,16 +40,29 @@ pub fn run(package: &str, bin: &str, args: Args) -> anyhow::Result<()> {
 
 /// The value of `--backend NAME` or `--backend=NAME`, as the binary will read it.
 fn backend(flags: &[String]) -> Option<&str> {
-    let mut flags = flags.iter().take_while(|flag| *flag != "--");
+    value_of(flags, "--backend")
+}
+
+/// The last value of `flag` (`FLAG VALUE` or `FLAG=VALUE`), as the binary will read it.
+fn value_of<'a>(flags: &'a [String], flag: &str) -> Option<&'a str> {
+    let mut flags = flags.iter().take_while(|f| *f != "--");
     let mut found = None;
-    while let Some(flag) = flags.next() {
-        if flag == "--backend" {
+    while let Some(given) = flags.next() {
+        if given == flag {
             found = flags.next().map(String::as_str);
-        } else if let Some(name) = flag.strip_prefix("--backend=") {
-            found = Some(name);
+        } else if let Some(value) = given.strip_prefix(flag).and_then(|v| v.strip_prefix('=')) {
+            found = Some(value);
         }
     }
     found
+}
+
+/// Whether `export`'s flags ask for ONNX: `--format onnx`, or a `--to` file ending `.onnx`.
+fn writes_onnx(flags: &[String]) -> bool {
+    match value_of(flags, "--format") {
+        Some(format) => format == "onnx",
+        None => value_of(flags, "--to").is_some_and(|to| to.ends_with(".onnx")),
+    }
 }
 
 #[cfg(test)]
@@ -70,6 +87,16 @@ mod tests {
         );
         assert_eq!(backend(&flags("--backend")), None);
         assert_eq!(backend(&flags("-- --backend wgpu")), None);
+    }
+
+    #[test]
+    fn onnx_is_asked_for_by_the_file_or_the_format() {
+        assert!(writes_onnx(&flags("--to model.onnx")));
+        assert!(writes_onnx(&flags("--shipped --to=m.onnx")));
+        assert!(writes_onnx(&flags("--to model.bin --format onnx")));
+        assert!(!writes_onnx(&flags("--to model.onnx --format safetensors")));
+        assert!(!writes_onnx(&flags("--to model.safetensors")));
+        assert!(!writes_onnx(&flags("-- --to model.onnx")));
     }
 
     #[test]

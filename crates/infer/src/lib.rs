@@ -13,6 +13,7 @@ mod evaluation;
 pub mod figures;
 mod files;
 mod loading;
+pub mod onnx;
 pub mod output;
 
 pub use classify::{ClassifyError, DigitClassifier, Prediction};

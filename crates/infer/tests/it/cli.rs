@@ -1,6 +1,8 @@
 //! The `infer` binary end to end, with the shipped model and with run directories.
 
 use crate::{root, text};
+use data::{MnistBatcher, MnistDataset, Split};
+use infer::{DigitClassifier, ModelSource};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -469,14 +471,14 @@ fn eval_and_export_take_the_shipped_model() {
 #[test]
 fn export_refuses_a_file_name_of_another_format() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["model.onnx", "model"] {
+    for name in ["model.pt", "model.onnx.txt", "model"] {
         let to = dir.path().join(name);
         let output = Command::new(env!("CARGO_BIN_EXE_export"))
             .args(["--shipped", "--to", to.to_str().unwrap()])
             .current_dir(root())
             .output()
             .unwrap();
-        assert_one_line_error(&output, &[name, "safetensors"]);
+        assert_one_line_error(&output, &[name, ".safetensors or .onnx", "--format"]);
         assert!(!to.exists(), "{name} was written");
     }
 }
@@ -573,4 +575,70 @@ fn a_link_planted_under_a_generated_name_is_not_followed() {
         text(&output.stderr)
     );
     assert_eq!(std::fs::read(&precious).unwrap(), b"keep");
+}
+
+/// `export --to model.onnx` writes a model that ONNX's checker accepts and that onnxruntime
+/// runs to the same digit, and logits within 1e-4, as `infer` on all 10,000 MNIST test
+/// images, at batch sizes 256 and 1.
+#[test]
+#[ignore = "needs the onnx feature and a Python with numpy, onnx and onnxruntime in \
+            MNIST_BURN_PYTHON; .ci/run sets up that venv and runs \
+            `cargo test --all-features -- --include-ignored`"]
+fn the_onnx_export_runs_in_onnxruntime_as_infer_does() {
+    use burn::data::dataset::Dataset;
+    use burn::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = dir.path().join("model.onnx");
+    let output = Command::new(env!("CARGO_BIN_EXE_export"))
+        .args(["--shipped", "--to"])
+        .arg(&onnx)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // The shipped network's own logits, on flex with its fused kernels.
+    let test = MnistDataset::load(&root().join("data/mnist"), Split::Test).unwrap();
+    let network = DigitClassifier::load(&ModelSource::Shipped, Device::flex()).unwrap();
+    let (mut images, mut logits) = (Vec::new(), Vec::new());
+    for start in (0..test.len()).step_by(500) {
+        let items: Vec<_> = (start..(start + 500).min(test.len()))
+            .map(|i| test.get(i).unwrap())
+            .collect();
+        let batch = MnistBatcher::images(items.iter().map(|item| &item.pixels), &Device::flex());
+        images.extend(batch.clone().into_data().try_to_vec::<f32>().unwrap());
+        logits.extend(
+            network
+                .network()
+                .forward(batch)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
+        );
+    }
+    let bytes = |values: &[f32]| {
+        values
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>()
+    };
+    std::fs::write(dir.path().join("images.f32"), bytes(&images)).unwrap();
+    std::fs::write(dir.path().join("logits.f32"), bytes(&logits)).unwrap();
+    let python = std::env::var("MNIST_BURN_PYTHON")
+        .expect("MNIST_BURN_PYTHON names the Python that .ci/run sets up");
+    let check = Command::new(python)
+        .arg(root().join("scripts/check_onnx.py"))
+        .args([
+            &onnx,
+            &dir.path().join("images.f32"),
+            &dir.path().join("logits.f32"),
+        ])
+        .output()
+        .unwrap();
+    let report = text(&check.stdout);
+    assert!(check.status.success(), "{report}{}", text(&check.stderr));
+    assert!(
+        report.contains("batch 1: 10000 images, 0 digits differ"),
+        "{report}"
+    );
+    print!("{report}");
 }
