@@ -3,13 +3,11 @@
 
 pub(crate) mod classifier;
 mod kept_awake;
-mod prefetch;
 mod quiet;
 pub(crate) mod report;
 mod schedule;
 
 use self::classifier::Classifier;
-use self::prefetch::Prefetched;
 use self::quiet::QuietRenderer;
 use self::report::{DIVERGED, EpochReport, EpochRow, MeasureNames, SharedRows};
 use crate::checkpoint::{self, ChecksummedRecords, last_complete_epoch};
@@ -28,7 +26,6 @@ use burn::train::{Interrupter, Learner, LearningResult, SupervisedTraining};
 use data::{MnistBatcher, MnistDataset};
 use model::Cnn;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// What the caller of a run hears while it trains, and how it can stop it.
@@ -127,10 +124,6 @@ impl FitPlan<'_> {
             .batch_size(batch_size)
             .set_device(self.device.clone())
             .build(held_out.clone());
-        let (train_loader, held_out_loader) = (
-            Arc::new(Prefetched::new(train_loader)),
-            Arc::new(Prefetched::new(held_out_loader)),
-        );
 
         let (loss, accuracy) = (LossMetric::new(), AccuracyMetric::new());
         let report = EpochReport::new(
