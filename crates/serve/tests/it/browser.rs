@@ -174,6 +174,27 @@ impl Browser {
         )
     }
 
+    /// The serious and critical accessibility violations axe-core finds on the page, as
+    /// `id (impact): what, where`. The script is axe-core's own (npm `axe-core`), named by
+    /// `MNIST_BURN_AXE` (`.ci/run` installs it).
+    fn serious_violations(&self) -> Vec<String> {
+        let axe = std::env::var("MNIST_BURN_AXE")
+            .expect("MNIST_BURN_AXE names axe-core's axe.min.js, which .ci/run installs");
+        let source = std::fs::read_to_string(&axe).unwrap_or_else(|e| panic!("{axe}: {e}"));
+        self.execute(&source);
+        let script = "const done = arguments[arguments.length - 1];
+            axe.run(document, { resultTypes: ['violations'] }).then(result => done(
+              result.violations
+                .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                .map(v => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.map(n => n.target).join(' ')}`)));";
+        let found = self.send(
+            "POST",
+            "/execute/async",
+            Some(json!({ "script": script, "args": [] })),
+        );
+        serde_json::from_value(found).unwrap()
+    }
+
     /// Presses and releases one key (a WebDriver key code such as `\u{E00C}` for Escape).
     fn press(&self, key: &str) {
         let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
@@ -232,8 +253,9 @@ fn path(corners: &[(i64, i64)]) -> Vec<(i64, i64)> {
 }
 
 #[test]
-#[ignore = "needs Chromium and chromedriver (apt-get install chromium chromium-driver); \
-            run with `cargo test -p serve -- --ignored`, as .ci/run does"]
+#[ignore = "needs Chromium and chromedriver (apt-get install chromium chromium-driver) and \
+            axe-core (npm install axe-core; MNIST_BURN_AXE names its axe.min.js); run with \
+            `cargo test -p serve -- --ignored`, as .ci/run does"]
 fn the_page_names_drawn_digits_and_picked_files() {
     let server = Server::start(&[]);
     let browser = Browser::start();
@@ -273,6 +295,8 @@ fn the_page_names_drawn_digits_and_picked_files() {
         std::fs::write(file, browser.screenshot()).unwrap();
     }
     assert_eq!(&browser.screenshot()[1..4], b"PNG");
+    let violations = browser.serious_violations();
+    assert!(violations.is_empty(), "{violations:#?}");
     // Esc clears, as the Clear button does.
     browser.press("\u{E00C}");
     assert_eq!(browser.text("#digit"), "", "Esc forgets the prediction");
