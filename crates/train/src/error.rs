@@ -5,7 +5,7 @@ use crate::run::fetch::FetchError;
 use data::DataError;
 use model::BackendError;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Why a run could not start or finish.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +97,18 @@ impl fmt::Display for Kept {
             None => f.write_str("no epoch was completed"),
         }
     }
+}
+
+/// Writes one of the run's own files ([`data::write_atomic`]); the error names it.
+pub(crate) fn write_run_file(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    data::write_atomic(path, bytes)
+        .map_err(|e| TrainError::file(path, format!("cannot write: {e}")))
+}
+
+/// Writes `value` as pretty JSON into one of the run's own files.
+pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), TrainError> {
+    let json = serde_json::to_string_pretty(value).map_err(|e| TrainError::file(path, e))?;
+    write_run_file(path, json.as_bytes())
 }
 
 impl TrainError {

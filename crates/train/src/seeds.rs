@@ -6,7 +6,7 @@
 //! resume). `DIR` holds the recipe every seed started from (`config.toml`), one row per
 //! finished seed (`seeds.csv`, rewritten as each ends) and the summary (`seeds.json`).
 
-use crate::error::TrainError;
+use crate::error::{TrainError, write_json, write_run_file};
 use crate::fit::Hooks;
 use crate::fit::report::csv_text;
 use crate::recipe::RunConfig;
@@ -15,7 +15,6 @@ use crate::run::{
     PreparedRun, Summary, TrainOptions, check_memory, default_run_dir, refuse_earlier_run,
     resolve_config,
 };
-use data::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -284,8 +283,7 @@ impl SeedRuns {
             for name in ["seeds.csv", "seeds.json"] {
                 remove_if_present(&self.dir.join(name))?;
             }
-            write_atomic(&recipe, self.config.to_toml().as_bytes())
-                .map_err(|e| TrainError::file(&recipe, format!("cannot write: {e}")))?;
+            write_run_file(&recipe, self.config.to_toml().as_bytes())?;
         }
         let mut rows = Vec::new();
         for &seed in self.seeds.seeds() {
@@ -299,11 +297,7 @@ impl SeedRuns {
         }
         let summary = SeedsSummary::of(&rows)
             .ok_or_else(|| TrainError::Failed("a multi-seed run needs at least one seed".into()))?;
-        let path = self.dir.join("seeds.json");
-        let json =
-            serde_json::to_string_pretty(&summary).map_err(|e| TrainError::file(&path, e))?;
-        write_atomic(&path, json.as_bytes())
-            .map_err(|e| TrainError::file(&path, format!("cannot write: {e}")))?;
+        write_json(&self.dir.join("seeds.json"), &summary)?;
         Ok(summary)
     }
 
@@ -358,8 +352,7 @@ impl SeedRuns {
     fn write_csv(&self, rows: &[SeedRow]) -> Result<(), TrainError> {
         let path = self.dir.join("seeds.csv");
         let text = csv_text(SEEDS_CSV_COLUMNS, rows.iter().map(SeedRow::csv_fields));
-        write_atomic(&path, text.as_bytes())
-            .map_err(|e| TrainError::file(&path, format!("cannot write: {e}")))
+        write_run_file(&path, text.as_bytes())
     }
 }
 

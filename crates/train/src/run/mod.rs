@@ -11,7 +11,7 @@ mod memory;
 pub(crate) use memory::check_memory;
 
 use crate::checkpoint::last_complete_epoch;
-use crate::error::TrainError;
+use crate::error::{TrainError, write_json, write_run_file};
 use crate::fit::report::{EpochRow, read_metrics};
 use crate::fit::{FitPlan, Fitted, Hooks};
 use crate::recipe::{ConfigError, RunConfig};
@@ -20,7 +20,7 @@ use crate::run::fetch::download_missing;
 use crate::run::lock::RunLock;
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
-use data::{DataError, MnistDataset, Split, write_atomic};
+use data::{DataError, MnistDataset, Split};
 use infer::{DigitClassifier, Evaluation};
 use model::{BackendKind, ReadyDevice};
 use serde::{Deserialize, Serialize};
@@ -252,8 +252,7 @@ impl PreparedRun {
         std::fs::create_dir_all(dir)
             .map_err(|e| TrainError::file(dir, format!("cannot create the run directory: {e}")))?;
         let path = dir.join("config.toml");
-        write_atomic(&path, self.config.to_toml().as_bytes())
-            .map_err(|e| TrainError::file(&path, format!("cannot write: {e}")))?;
+        write_run_file(&path, self.config.to_toml().as_bytes())?;
         let Resume::AfterEpoch(last) = self.resume else {
             return Ok(Vec::new());
         };
@@ -318,11 +317,7 @@ impl PreparedRun {
         if let Err(e) = write_curves(&fitted.rows, self.held_out_name(), &curves) {
             warnings.push(e.to_string());
         }
-        let summary_path = self.run_dir.join("summary.json");
-        let json = serde_json::to_string_pretty(&summary)
-            .map_err(|e| TrainError::file(&summary_path, e))?;
-        write_atomic(&summary_path, json.as_bytes())
-            .map_err(|e| TrainError::file(&summary_path, format!("cannot write: {e}")))?;
+        write_json(&self.run_dir.join("summary.json"), &summary)?;
         Ok(Finished {
             summary,
             model_path,
