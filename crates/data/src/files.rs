@@ -260,6 +260,7 @@ fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
+    #[cfg_attr(not(unix), allow(unused_mut, reason = "only Unix sets permissions"))]
     let mut builder = tempfile::Builder::new();
     // Readable by others like any file the user creates (temporary files default to 0600).
     #[cfg(unix)]

@@ -7,14 +7,19 @@
 #![deny(unsafe_code)]
 
 mod augment;
+// Datasets and batches are for training and evaluation, on the host; a browser (wasm32) build
+// has the preprocessing and the pixel scaling.
+#[cfg(not(target_arch = "wasm32"))]
 mod batcher;
 mod files;
 mod idx;
 mod input;
+#[cfg(not(target_arch = "wasm32"))]
 mod mnist;
 mod preprocess;
 
 pub use augment::Augmentation;
+#[cfg(not(target_arch = "wasm32"))]
 pub use batcher::{MnistBatch, MnistBatcher};
 pub use files::{
     ChecksumError, MAX_IMAGE_FILE_BYTES, MAX_TEXT_FILE_BYTES, checksum_path, matches_checksum,
@@ -23,6 +28,7 @@ pub use files::{
 };
 pub use idx::{IdxError, IdxFile, read_idx};
 pub use input::pixel_to_input;
+#[cfg(not(target_arch = "wasm32"))]
 pub use mnist::{DEFAULT_MNIST_DIR, DataError, MnistDataset, MnistFile, MnistItem, Split};
 pub use preprocess::{
     MAX_PIXELS, PreprocessError, decoding_cost, preprocess_bytes, preprocess_image, to_mnist,

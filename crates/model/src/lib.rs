@@ -3,17 +3,25 @@
 
 mod backend;
 mod config;
+// The fused flex kernels (threads, x86 instruction sets) and the PyTorch interchange are
+// host-only; in a browser (wasm32) the network runs Burn's own layers.
+#[cfg(not(target_arch = "wasm32"))]
 mod conv_pool;
+#[cfg(not(target_arch = "wasm32"))]
 mod dense;
+#[cfg(not(target_arch = "wasm32"))]
 mod flex_io;
+#[cfg(not(target_arch = "wasm32"))]
 mod interchange;
 mod parameters;
+#[cfg(not(target_arch = "wasm32"))]
 mod simd;
 #[cfg(test)]
 mod test_support;
 
 pub use backend::{BackendError, BackendKind, ReadyDevice, UnknownBackend};
 pub use config::{CnnConfig, InvalidModelConfig, MAX_PARAMETERS};
+#[cfg(not(target_arch = "wasm32"))]
 pub use interchange::{InterchangeError, WeightsFormat, pytorch_name};
 
 use burn::nn::Linear;
@@ -86,10 +94,17 @@ impl Cnn {
     /// # Shapes
     /// - `features`: `[batch, inputs]`; returns `[batch, num_classes]`.
     fn logits(&self, features: Tensor<2>) -> Tensor<2> {
-        let weight = self.classifier.weight.val();
-        if !dense::supported(&features, &weight) {
-            return self.classifier.forward(features);
+        #[cfg(not(target_arch = "wasm32"))]
+        if dense::supported(&features, &self.classifier.weight.val()) {
+            return self.fused_logits(features);
         }
+        self.classifier.forward(features)
+    }
+
+    /// [`logits`](Self::logits) as flex's own operation.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn fused_logits(&self, features: Tensor<2>) -> Tensor<2> {
+        let weight = self.classifier.weight.val();
         let bias = match &self.classifier.bias {
             Some(bias) => bias.val(),
             None => Tensor::zeros([weight.dims()[1]], &features.device()),
@@ -105,15 +120,11 @@ impl Cnn {
     /// - `x`: `[batch, in_channels, side, side]`; returns
     ///   `[batch, out_channels, (side + 1 - kernel) / 2, (side + 1 - kernel) / 2]`.
     fn block(&self, conv: &Conv2d, x: Tensor<4>, norm: InputNorm) -> Tensor<4> {
-        let weight = conv.weight.val();
-        if !conv_pool::supported(&x, &weight) {
-            return self.layers(conv, norm.apply(x));
+        #[cfg(not(target_arch = "wasm32"))]
+        if conv_pool::supported(&x, &conv.weight.val()) {
+            return fused_block(conv, x, norm);
         }
-        let bias = match &conv.bias {
-            Some(bias) => bias.val(),
-            None => Tensor::zeros([weight.dims()[0]], &x.device()),
-        };
-        conv_pool::conv_relu_pool(x, weight, bias, norm)
+        self.layers(conv, norm.apply(x))
     }
 
     /// [`block`](Self::block) as Burn's three layers.
@@ -128,6 +139,17 @@ impl Cnn {
     pub fn probabilities(&self, images: Tensor<4>) -> Tensor<2> {
         burn::tensor::activation::softmax(self.forward(images), 1)
     }
+}
+
+/// A block as flex's one fused operation.
+#[cfg(not(target_arch = "wasm32"))]
+fn fused_block(conv: &Conv2d, x: Tensor<4>, norm: InputNorm) -> Tensor<4> {
+    let weight = conv.weight.val();
+    let bias = match &conv.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::zeros([weight.dims()[0]], &x.device()),
+    };
+    conv_pool::conv_relu_pool(x, weight, bias, norm)
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ struct Cli {
     /// Override a config value, e.g. `--set optimizer.learning_rate=0.01` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
-    /// Train the recipe once per seed into `<artifact dir>/seed-K/` and summarise the runs
+    /// Train the recipe once per seed into `<run dir>/seed-K/` and summarise the runs
     /// (mean ± standard deviation) in `seeds.csv` and `seeds.json`: `5` for seeds 1 to 5, or a
     /// list such as `3,7,11`. The config's own `seed` is not used.
     #[arg(long, value_name = "N|LIST")]

@@ -120,7 +120,7 @@ pub const RUN_OUTPUTS: [&str; 10] = [
     "experiment.log",
 ];
 
-/// A run whose config, data, backend and resume point are all checked, holding its artifact
+/// A run whose config, data, backend and resume point are all checked, holding its run
 /// directory's lock; nothing has been written there yet but the lock file.
 pub struct PreparedRun {
     /// The resolved recipe: the file, then `--set`, then `--epochs`.
