@@ -24,46 +24,83 @@ impl RunConfig {
                 ));
             }
             let key = key.trim();
-            let raw = value.trim();
-            let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"));
-            let value = match parsed {
-                Some(value) => value,
-                // TOML refuses a float it cannot hold; Rust reads it as infinity.
-                None if raw.parse::<f64>().is_ok_and(|v| v.is_infinite()) => {
-                    return Err(fail(key, format!("{raw} is too large a number")));
-                }
-                None => toml::Value::String(raw.to_string()),
-            };
-            let mut table = toml::Table::try_from(&config).expect("a RunConfig always serialises");
-            let mut parts: Vec<&str> = key.split('.').collect();
-            let last = parts.pop().unwrap_or_default();
-            let mut slot = &mut table;
-            let section = key.rsplit_once('.').map_or("", |(section, _)| section);
-            for part in parts {
-                let sections = slot.iter().filter(|(_, v)| v.is_table()).map(|(k, _)| k);
-                let hint = did_you_mean(part, sections, "");
-                slot = match slot.get_mut(part) {
-                    Some(toml::Value::Table(inner)) => inner,
-                    _ => return Err(fail(key, format!("no such section{hint}"))),
-                };
-            }
-            let optional = ["train_limit", "test_limit", "validation_images"];
-            if !slot.contains_key(last) && !optional.contains(&last) {
-                let mut keys: Vec<String> = slot.keys().cloned().collect();
-                keys.extend(optional.map(String::from));
-                let hint = did_you_mean(last, keys.iter(), section);
-                return Err(fail(key, format!("unknown key{hint}")));
-            }
-            slot.insert(last.to_string(), value);
-            config = Self::parse(
-                &toml::to_string(&table).expect("a table serialises"),
-                &origin,
-            )?;
+            let value = toml_value(value.trim()).map_err(|reason| fail(key, reason))?;
+            config = config.with_value(key, value, &origin)?;
         }
         Ok(config)
     }
+
+    /// This config with `value` at the dotted `key`, checked as a whole; `origin` names the
+    /// setting in errors. Which keys exist is the schema's own answer (serde's), so optional
+    /// keys that a resolved config leaves out are found like the others.
+    fn with_value(&self, key: &str, value: toml::Value, origin: &str) -> Result<Self, ConfigError> {
+        let fail = |reason: String| ConfigError {
+            origin: origin.to_string(),
+            key: key.to_string(),
+            reason,
+        };
+        let mut table = toml::Table::try_from(self).expect("a RunConfig always serialises");
+        let mut parts: Vec<&str> = key.split('.').collect();
+        let last = parts.pop().unwrap_or_default();
+        let section = key.rsplit_once('.').map_or("", |(section, _)| section);
+        let mut slot = &mut table;
+        for part in parts {
+            let sections = slot.iter().filter(|(_, v)| v.is_table()).map(|(k, _)| k);
+            let hint = did_you_mean(part, sections, "");
+            slot = match slot.get_mut(part) {
+                Some(toml::Value::Table(inner)) => inner,
+                _ => return Err(fail(format!("no such section{hint}"))),
+            };
+        }
+        let mut names: Vec<String> = slot.keys().cloned().collect();
+        let written = slot.contains_key(last);
+        slot.insert(last.to_string(), value);
+        match Self::parse(
+            &toml::to_string(&table).expect("a table serialises"),
+            origin,
+        ) {
+            Err(error) if !written && is_unknown_key(&error.reason) => {
+                names.extend(expected_fields(&error.reason));
+                let hint = did_you_mean(last, names.iter(), section);
+                Err(fail(format!("unknown key{hint}")))
+            }
+            parsed => parsed,
+        }
+    }
+}
+
+/// A `--set` value as TOML reads it; a bare word is a string.
+fn toml_value(raw: &str) -> Result<toml::Value, String> {
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"));
+    match parsed {
+        Some(value) => Ok(value),
+        // TOML refuses a float it cannot hold; Rust reads it as infinity.
+        None if raw.parse::<f64>().is_ok_and(|v| v.is_infinite()) => {
+            Err(format!("{raw} is too large a number"))
+        }
+        None => Ok(toml::Value::String(raw.to_string())),
+    }
+}
+
+/// Whether a parse error is about a key the schema does not have: serde's words for a
+/// section's fields, or the `[model]` section's strict reader's.
+fn is_unknown_key(reason: &str) -> bool {
+    reason.starts_with("unknown field `") || reason.starts_with("unknown key `")
+}
+
+/// The field names serde lists in an "unknown field `x`, expected one of `a`, `b`" message.
+fn expected_fields(reason: &str) -> Vec<String> {
+    let Some((_, expected)) = reason.split_once(", expected ") else {
+        return Vec::new();
+    };
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(String::from)
+        .collect()
 }
 
 /// `; did you mean `SECTION.NAME`?` for the candidate closest to a mistyped `word`, when one
@@ -131,6 +168,22 @@ mod tests {
             "no such section; did you mean `optimizer`?"
         );
         assert_eq!(reason("sed=4"), "unknown key; did you mean `seed`?");
+        // Keys a resolved config leaves out (optional ones) are known from the schema too.
+        assert_eq!(
+            reason("data.train_limt=500"),
+            "unknown key; did you mean `data.train_limit`?"
+        );
+        assert_eq!(
+            set("data.validation_images=100")
+                .unwrap()
+                .data
+                .validation_images,
+            Some(100)
+        );
+        assert_eq!(
+            reason("model.conv1_channel=4"),
+            "unknown key; did you mean `model.conv1_channels`?"
+        );
         assert_eq!(reason("optimizer.zzz=1"), "unknown key");
         assert_eq!(
             reason("optimizer.learning_rate=1e309"),
