@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 /// Score a trained model on the MNIST test set: accuracy, loss, per-digit precision and recall,
 /// the confusion matrix; draws `confusion.png` and `misclassified.png`.
-#[derive(Parser, Debug, Clone)]
+#[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
     /// The training run to evaluate; the figures are drawn into it.
@@ -59,26 +59,25 @@ fn main() -> ExitCode {
 /// What to score, on which images, and where its figures go (none for a model without a run
 /// directory of its own).
 fn chosen(cli: &Cli) -> anyhow::Result<(ModelSource, PathBuf, Option<PathBuf>)> {
-    let default_data = || PathBuf::from(data::DEFAULT_MNIST_DIR);
-    let cli = cli.clone();
+    let data_or_default = || {
+        cli.data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(data::DEFAULT_MNIST_DIR))
+    };
     Ok(match &cli.weights {
-        _ if cli.shipped.shipped => (
-            ModelSource::Shipped,
-            cli.data.unwrap_or_else(default_data),
-            cli.figures,
-        ),
+        _ if cli.shipped.shipped => (ModelSource::Shipped, data_or_default(), cli.figures.clone()),
         Some(weights) => (
             ModelSource::Weights(weights.clone()),
-            cli.data.unwrap_or_else(default_data),
-            cli.figures,
+            data_or_default(),
+            cli.figures.clone(),
         ),
         None => (
             ModelSource::RunDir(cli.run_dir.clone()),
-            match cli.data {
-                Some(dir) => dir,
+            match &cli.data {
+                Some(dir) => dir.clone(),
                 None => infer::run_data_dir(&cli.run_dir).map_err(infer::cli::or_shipped)?,
             },
-            Some(cli.figures.unwrap_or(cli.run_dir)),
+            Some(cli.figures.clone().unwrap_or_else(|| cli.run_dir.clone())),
         ),
     })
 }
