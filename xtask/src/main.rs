@@ -10,6 +10,7 @@ mod forward;
 mod load;
 #[cfg(test)]
 mod tidy;
+mod web;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,9 @@ enum Task {
     /// Build the `serve` container image (FROM scratch, a static serve with the shipped
     /// model); `--check` runs it and classifies a sample.
     Container(container::Args),
+    /// Build the drawing page as a static site that reads digits in the browser (the network
+    /// compiled to WebAssembly), for any static file server or `serve --site`.
+    Web(web::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Task::Export(args) => forward::run("infer", "export", args),
         Task::Bench(args) => bench::run(args),
         Task::Container(args) => container::run(args),
+        Task::Web(args) => web::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

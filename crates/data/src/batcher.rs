@@ -2,7 +2,7 @@
 
 use crate::PIXELS;
 use crate::augment::Augmentation;
-use crate::input::pixel_to_input;
+use crate::input::images_to_input;
 use crate::mnist::MnistItem;
 use burn::data::dataloader::batcher::Batcher;
 use burn::prelude::*;
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// A batch ready for the network.
 #[derive(Clone, Debug)]
 pub struct MnistBatch {
-    /// `[batch, 1, 28, 28]`, scaled by [`pixel_to_input`].
+    /// `[batch, 1, 28, 28]`, scaled by [`pixel_to_input`](crate::pixel_to_input).
     pub images: Tensor<4>,
     /// `[batch]` class indices.
     pub targets: Tensor<1, Int>,
@@ -51,22 +51,6 @@ impl MnistBatcher {
             })),
         }
     }
-
-    /// Turns 28×28 grey images into the network's input tensor `[n, 1, 28, 28]`.
-    pub fn images<'a>(
-        images: impl ExactSizeIterator<Item = &'a [u8; PIXELS]>,
-        device: &Device,
-    ) -> Tensor<4> {
-        let count = images.len();
-        let mut inputs = Vec::with_capacity(count * PIXELS);
-        for image in images {
-            inputs.extend(image.iter().copied().map(pixel_to_input));
-        }
-        Tensor::from_data(
-            TensorData::new(inputs, [count, 1, IMAGE_SIDE, IMAGE_SIDE]),
-            device,
-        )
-    }
 }
 
 impl Batcher<MnistItem, MnistBatch> for MnistBatcher {
@@ -74,7 +58,7 @@ impl Batcher<MnistItem, MnistBatch> for MnistBatcher {
         let labels: Vec<i64> = items.iter().map(|item| i64::from(item.label)).collect();
         let targets = Tensor::from_data(TensorData::new(labels, [items.len()]), device);
         let images = match &self.augmenter {
-            None => Self::images(items.iter().map(|item| &item.pixels), device),
+            None => images_to_input(items.iter().map(|item| &item.pixels), device),
             Some(augmenter) => {
                 let batch = augmenter.next_batch.fetch_add(1, Ordering::Relaxed);
                 let mut inputs = vec![0.0; items.len() * PIXELS];

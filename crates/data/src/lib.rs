@@ -11,6 +11,8 @@ mod augment;
 // has the preprocessing and the pixel scaling.
 #[cfg(not(target_arch = "wasm32"))]
 mod batcher;
+#[cfg(not(target_arch = "wasm32"))]
+mod fetch;
 mod files;
 mod idx;
 mod input;
@@ -21,17 +23,20 @@ mod preprocess;
 pub use augment::Augmentation;
 #[cfg(not(target_arch = "wasm32"))]
 pub use batcher::{MnistBatch, MnistBatcher};
+#[cfg(not(target_arch = "wasm32"))]
+pub use fetch::{FetchError, download_missing};
 pub use files::{
     ChecksumError, MAX_IMAGE_FILE_BYTES, MAX_TEXT_FILE_BYTES, checksum_path, matches_checksum,
     read_bounded, read_text_bounded, sha256_hex, verify_checksum, write_atomic, write_named_file,
     write_target, write_with_checksum,
 };
 pub use idx::{IdxError, IdxFile, read_idx};
-pub use input::pixel_to_input;
+pub use input::{images_to_input, pixel_to_input};
 #[cfg(not(target_arch = "wasm32"))]
 pub use mnist::{DEFAULT_MNIST_DIR, DataError, MnistDataset, MnistFile, MnistItem, Split};
 pub use preprocess::{
-    MAX_PIXELS, PreprocessError, decoding_cost, preprocess_bytes, preprocess_image, to_mnist,
+    MAX_PIXELS, PreprocessError, decoding_cost, preprocess_bytes, preprocess_image,
+    preprocessed_png, to_mnist,
 };
 
 /// Pixels in one 28×28 image.

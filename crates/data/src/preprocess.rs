@@ -518,6 +518,17 @@ fn centre_of_mass(image: &GrayImage) -> Option<(f64, f64)> {
     (mass > 0.0).then(|| (sx / mass, sy / mass))
 }
 
+/// A preprocessed 28×28 input as the bytes of a grey PNG file.
+pub fn preprocessed_png(pixels: &[u8; PIXELS]) -> Vec<u8> {
+    let side = model::IMAGE_SIDE as u32;
+    let mut png = Vec::new();
+    image::GrayImage::from_raw(side, side, pixels.to_vec())
+        .expect("784 pixels make a 28×28 image")
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("a 28×28 grey PNG encodes in memory");
+    png
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

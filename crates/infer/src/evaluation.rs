@@ -1,9 +1,10 @@
 //! Scoring a model on labelled MNIST images through the same path `infer` uses: the one
 //! scoring of a test set, behind `eval`, training's final score and the tests.
 
-use crate::classify::{ClassifyError, DigitClassifier};
+use crate::classify::DigitClassifier;
 use burn::data::dataset::Dataset;
 use data::{MnistDataset, PIXELS};
+use model::ClassifyError;
 use std::fmt;
 
 /// Test-set figures of one model.

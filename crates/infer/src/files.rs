@@ -1,9 +1,10 @@
 //! Classifying image files: expanding folders, preprocessing each file the way MNIST's
 //! digits were, running the network once over all of them, and matching results to files.
 
-use crate::classify::{ClassifyError, DigitClassifier, Prediction};
+use crate::classify::DigitClassifier;
 use burn::data::dataset::Dataset;
 use data::{MnistDataset, PIXELS};
+use model::{ClassifyError, Prediction};
 use rayon::prelude::*;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -161,18 +162,7 @@ pub fn classify_files(
 
 /// Writes a preprocessed 28×28 input as a grey PNG, to show what the network saw.
 pub fn save_preprocessed(pixels: &[u8; PIXELS], path: &Path) -> std::io::Result<()> {
-    data::write_atomic(path, &preprocessed_png(pixels))
-}
-
-/// A preprocessed 28×28 input as the bytes of a grey PNG file.
-pub fn preprocessed_png(pixels: &[u8; PIXELS]) -> Vec<u8> {
-    let side = model::IMAGE_SIDE as u32;
-    let mut png = Vec::new();
-    image::GrayImage::from_raw(side, side, pixels.to_vec())
-        .expect("784 pixels make a 28×28 image")
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .expect("a 28×28 grey PNG encodes in memory");
-    png
+    data::write_atomic(path, &data::preprocessed_png(pixels))
 }
 
 /// Writes the first `count` images of `dataset` (all, with `None`) as PNG files named
@@ -203,7 +193,10 @@ pub fn save_dataset_images(
             .item(index)
             .expect("index below the dataset's length");
         let name = format!("{index:05}-{}.png", item.label);
-        std::fs::write(staging.path().join(name), preprocessed_png(&item.pixels))
+        std::fs::write(
+            staging.path().join(name),
+            data::preprocessed_png(&item.pixels),
+        )
     })?;
     // Once renamed, the staging folder's clean-up on drop finds nothing left to remove.
     std::fs::rename(staging.path(), dir)?;

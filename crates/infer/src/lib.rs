@@ -15,14 +15,17 @@ mod files;
 mod loading;
 pub mod onnx;
 pub mod output;
+mod seeds;
 
-pub use classify::{ClassifyError, DigitClassifier, Prediction};
+pub use classify::DigitClassifier;
 pub use evaluation::{Evaluation, Misclassified};
 pub use files::{
     Classified, FileError, FileResult, IMAGE_EXTENSIONS, InputError, classify_files,
-    collect_images, preprocessed_png, save_dataset_images, save_preprocessed,
+    collect_images, save_dataset_images, save_preprocessed,
 };
 pub use loading::{LoadError, ModelInfo, ModelSource, run_data_dir};
+pub use model::{ClassifyError, Prediction};
+pub use seeds::{Spread, seed_runs_in};
 
 /// How this crate's binaries end: success, or the error on one line, with its causes when
 /// it is an `anyhow` error (`error: cannot load the model: FILE: ...`), and a failing status.

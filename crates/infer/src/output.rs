@@ -1,48 +1,16 @@
 //! How a file's result is written: one JSON object per line for programs, or two lines of
 //! text for people.
 
-use crate::classify::Prediction;
 use crate::files::FileResult;
-use serde::Serialize;
+use model::Prediction;
 use serde_json::json;
 
-/// Six decimals are plenty for a probability and keep JSON lines readable.
-fn rounded(p: f32) -> f64 {
-    (f64::from(p) * 1e6).round() / 1e6
-}
+/// One image's answer in JSON (the schema lives with [`Prediction`], in `model`).
+pub use model::PredictionJson;
 
-/// One image's answer in JSON, the one schema `infer --json` and `serve` both write:
-/// `{"digit", "confidence", "probabilities"}`, probabilities to six decimals.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PredictionJson {
-    /// The most likely digit.
-    pub digit: usize,
-    /// Its probability.
-    pub confidence: f64,
-    /// Every digit's probability, in order.
-    pub probabilities: Vec<f64>,
-}
-
-impl From<&Prediction> for PredictionJson {
-    fn from(prediction: &Prediction) -> Self {
-        Self {
-            digit: prediction.digit,
-            confidence: rounded(prediction.confidence()),
-            probabilities: prediction
-                .probabilities
-                .iter()
-                .copied()
-                .map(rounded)
-                .collect(),
-        }
-    }
-}
-
-impl PredictionJson {
-    /// As a JSON object, with its keys in order (more may be added to it).
-    pub fn to_value(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
-    }
+/// [`PredictionJson`] as a JSON object, with its keys in order (more may be added to it).
+pub fn prediction_value(prediction: &Prediction) -> serde_json::Value {
+    serde_json::to_value(PredictionJson::from(prediction)).unwrap_or_default()
 }
 
 /// A file's name shown faithfully, in JSON and in text alike: UTF-8 as it is, but a
@@ -79,7 +47,7 @@ pub fn json_line(result: &FileResult) -> String {
     let file = display_name(&result.path);
     match &result.outcome {
         Ok(classified) => {
-            let mut value = PredictionJson::from(&classified.prediction).to_value();
+            let mut value = prediction_value(&classified.prediction);
             value["file"] = json!(file);
             value
         }

@@ -14,6 +14,7 @@ mod flex_io;
 #[cfg(not(target_arch = "wasm32"))]
 mod interchange;
 mod parameters;
+mod prediction;
 #[cfg(not(target_arch = "wasm32"))]
 mod simd;
 #[cfg(test)]
@@ -23,6 +24,7 @@ pub use backend::{BackendError, BackendKind, ReadyDevice, UnknownBackend};
 pub use config::{CnnConfig, InvalidModelConfig, MAX_PARAMETERS};
 #[cfg(not(target_arch = "wasm32"))]
 pub use interchange::{InterchangeError, WeightsFormat, pytorch_name};
+pub use prediction::{ClassifyError, Prediction, PredictionJson};
 
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;

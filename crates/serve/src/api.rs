@@ -10,7 +10,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use infer::output::PredictionJson;
 use infer::{ModelInfo, Prediction};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -45,6 +44,8 @@ pub struct AppState {
     /// Whether the server listens on this machine only, and so answers only requests that
     /// name it (`localhost`, a loopback address).
     pub local_only: bool,
+    /// The on-device site's files (`--site`), served under `/device/`.
+    pub site: Option<Arc<crate::site::Site>>,
 }
 
 /// How much a request may ask of the server.
@@ -105,6 +106,7 @@ impl AppState {
             draining: Arc::new(AtomicBool::new(false)),
             local_only: false,
             model_name: "mnist".into(),
+            site: None,
         }
     }
 }
@@ -269,8 +271,8 @@ pub(crate) async fn preprocess(
 /// `{digit, confidence, probabilities, preprocessed}`: `infer --json`'s schema, and a base64
 /// PNG of the 28×28 image the network saw.
 fn answer(prediction: &Prediction, pixels: &[u8; data::PIXELS]) -> Value {
-    let mut answer = PredictionJson::from(prediction).to_value();
-    answer["preprocessed"] = json!(BASE64.encode(infer::preprocessed_png(pixels)));
+    let mut answer = infer::output::prediction_value(prediction);
+    answer["preprocessed"] = json!(BASE64.encode(data::preprocessed_png(pixels)));
     answer
 }
 

@@ -12,6 +12,7 @@ pub mod oip;
 pub mod queue;
 pub mod reload;
 pub mod server;
+pub mod site;
 #[cfg(test)]
 mod tests;
 
@@ -53,6 +54,7 @@ pub fn app(state: Arc<AppState>, log: LogFormat) -> Router {
         .route("/readyz", get(api::ready))
         .route("/metrics", get(api::metrics))
         .route("/openapi.json", get(openapi))
+        .route("/device/{name}", get(site::file))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         // The classify handler reads the raw body under this limit itself, to answer 413 in
@@ -127,11 +129,12 @@ async fn secure_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// Nothing but the page's own script and style (by their hashes), images from `data:` URLs
-/// (the 28×28 preview), and requests to this server.
+/// Nothing but the page's own script and style (by their hashes), its on-device module from
+/// this server (a script, and WebAssembly compiled from it), images from `data:` URLs (the
+/// 28×28 preview), and requests to this server.
 static CONTENT_SECURITY_POLICY: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
     let policy = format!(
-        "default-src 'none'; script-src {}; style-src {}; img-src data:; connect-src 'self'; \
+        "default-src 'none'; script-src 'self' 'wasm-unsafe-eval' {}; style-src {}; img-src data:; connect-src 'self'; \
          base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
         inline_hash(PAGE, "script"),
         inline_hash(PAGE, "style")

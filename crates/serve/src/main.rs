@@ -5,15 +5,16 @@
 
 use anyhow::Context;
 use clap::Parser;
-use infer::DigitClassifier;
 use infer::cli::{ModelArgs, TtaArgs};
 use infer::console::note;
+use infer::{DigitClassifier, ModelInfo};
 use serve::api::{AppState, RequestLimits};
 use serve::metrics::Metrics;
 use serve::queue::InferenceQueue;
 use serve::reload::Reloader;
 use serve::server::{self, ConnectionLimits};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,10 @@ struct Cli {
     /// How each request is logged on stderr.
     #[arg(long, value_enum, default_value_t = serve::LogFormat::Text)]
     log_format: serve::LogFormat,
+    /// Also serve the on-device site `cargo xtask web --out DIR` built, so the page can read
+    /// digits in the browser.
+    #[arg(long, value_name = "DIR")]
+    site: Option<PathBuf>,
 }
 
 /// What the server takes on, each bounded whatever clients do.
@@ -153,14 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     classifier
         .classify(&[[0; data::PIXELS]])
         .context("the model cannot classify")?;
-    let metrics = Arc::new(Metrics::new(&info.label, &info.sha256));
-    let limits = cli.limits.requests();
-    // Room for every image the admitted requests may bring.
-    let capacity = limits.max_in_flight.saturating_mul(serve::oip::MAX_IMAGES);
-    let queue = InferenceQueue::start(classifier, capacity, metrics.clone());
-    let mut state = AppState::new(queue, info, metrics, limits);
-    state.local_only = cli.addr.ip().is_loopback();
-    state.model_name = cli.name.clone();
+    let state = app_state(&cli, classifier, info)?;
     let draining = state.draining.clone();
     let state = Arc::new(state);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -192,6 +190,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         note(stopped(drained.cut, connections.drain));
         Ok(())
     })
+}
+
+/// What the handlers share: the classifier behind its queue, the limits, the metrics and the
+/// on-device site, as the command line asks.
+fn app_state(cli: &Cli, classifier: DigitClassifier, info: ModelInfo) -> anyhow::Result<AppState> {
+    let metrics = Arc::new(Metrics::new(&info.label, &info.sha256));
+    let limits = cli.limits.requests();
+    // Room for every image the admitted requests may bring.
+    let capacity = limits.max_in_flight.saturating_mul(serve::oip::MAX_IMAGES);
+    let queue = InferenceQueue::start(classifier, capacity, metrics.clone());
+    let mut state = AppState::new(queue, info, metrics, limits);
+    state.local_only = cli.addr.ip().is_loopback();
+    state.model_name = cli.name.clone();
+    if let Some(dir) = &cli.site {
+        state.site = Some(Arc::new(serve::site::Site::load(dir)?));
+    }
+    Ok(state)
 }
 
 /// The last line: how the server stopped, `cut` connections closed unfinished at the drain

@@ -14,6 +14,11 @@ use tower::ServiceExt as _;
 
 /// The service with the shipped model, listening (as far as it knows) on loopback.
 fn service() -> axum::Router {
+    service_with_site(None)
+}
+
+/// [`service`], serving the on-device `site` too.
+fn service_with_site(site: Option<crate::site::Site>) -> axum::Router {
     let source = ModelSource::Shipped;
     let info = source.info().unwrap();
     let classifier = DigitClassifier::load(&source, burn::tensor::Device::flex()).unwrap();
@@ -21,6 +26,7 @@ fn service() -> axum::Router {
     let queue = InferenceQueue::start(classifier, 64, metrics.clone());
     let mut state = AppState::new(queue, info, metrics, RequestLimits::default());
     state.local_only = true;
+    state.site = site.map(Arc::new);
     app(Arc::new(state), LogFormat::Text)
 }
 
@@ -109,4 +115,58 @@ async fn another_host_is_misdirected_and_the_model_is_named_without_a_path() {
     let model = json(response).await;
     assert_eq!(model["label"], "shipped");
     assert!(!model.to_string().contains('/'), "{model}");
+}
+
+/// A site's `device/` files are served with the types browsers insist on, nothing else is,
+/// and a folder that is not a site is refused at start, naming what it lacks.
+#[tokio::test]
+async fn the_on_device_site_is_served_from_memory_and_only_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = dir.path().join("device");
+    std::fs::create_dir(&device).unwrap();
+    std::fs::write(device.join("web.js"), "export default 1;").unwrap();
+    let error = crate::site::Site::load(dir.path()).unwrap_err().to_string();
+    assert!(
+        error.contains("no web_bg.wasm") && error.contains("cargo xtask web"),
+        "{error}"
+    );
+    for name in ["web_bg.wasm", "model.bpk", "config.toml"] {
+        std::fs::write(device.join(name), name).unwrap();
+    }
+    std::fs::write(dir.path().join("secret.txt"), "not served").unwrap();
+    let site = crate::site::Site::load(dir.path()).unwrap();
+    let with_site = service_with_site(Some(site));
+    for (name, kind) in [
+        ("web.js", "text/javascript"),
+        ("web_bg.wasm", "application/wasm"),
+        ("model.bpk", "application/octet-stream"),
+    ] {
+        let path = format!("/device/{name}");
+        let response = with_site
+            .clone()
+            .oneshot(request("GET", &path, Body::empty()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], kind, "{name}");
+    }
+    for path in ["/device/secret.txt", "/device/..%2Fsecret.txt", "/device/"] {
+        let response = with_site
+            .clone()
+            .oneshot(request("GET", path, Body::empty()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let response = service()
+        .oneshot(request("GET", "/device/web.js", Body::empty()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(
+        json(response).await["error"]
+            .as_str()
+            .unwrap()
+            .contains("--site")
+    );
 }

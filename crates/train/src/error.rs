@@ -1,8 +1,8 @@
 //! Everything that can end a training run early, each naming the file or value at fault.
 
 use crate::recipe::ConfigError;
-use crate::run::fetch::FetchError;
 use data::DataError;
+use data::FetchError;
 use model::BackendError;
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -27,4 +27,4 @@ pub use fit::Hooks;
 pub use fit::report::EpochRow;
 pub use recipe::{ConfigError, RunConfig};
 pub use run::{Finished, PreparedRun, RUN_OUTPUTS, Resume, Summary, TrainOptions, default_run_dir};
-pub use seeds::{SeedHooks, SeedList, SeedRow, SeedRuns, SeedsSummary, Spread};
+pub use seeds::{SeedHooks, SeedList, SeedRow, SeedRuns, SeedsSummary};

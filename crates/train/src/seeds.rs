@@ -1,6 +1,5 @@
 //! One recipe trained with several seeds, one after another, and summarised as mean ± standard
-//! deviation: a single run's test score moves by about 0.1 point from seed to seed, so two
-//! recipes are only told apart by the spread of several.
+//! deviation ([`Spread`]): a single run's test score moves by about 0.1 point from seed to seed.
 //!
 //! Each seed is an ordinary run in `DIR/seed-K/` (its own model, metrics, checkpoints and
 //! resume). `DIR` holds the recipe every seed started from (`config.toml`), one row per
@@ -15,6 +14,7 @@ use crate::run::{
     PreparedRun, Summary, TrainOptions, check_memory, default_run_dir, refuse_earlier_run,
     resolve_config,
 };
+use infer::Spread;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -133,56 +133,6 @@ impl SeedRow {
             format!("{:.4}", self.test_loss),
             format!("{:.1}", self.train_seconds),
         ]
-    }
-}
-
-/// Mean, sample standard deviation (n − 1; 0 for one value), least and greatest of a figure
-/// over seeds.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Spread {
-    /// Arithmetic mean.
-    pub mean: f64,
-    /// Sample standard deviation.
-    pub std: f64,
-    /// Least value.
-    pub min: f64,
-    /// Greatest value.
-    pub max: f64,
-}
-
-impl Spread {
-    /// The spread of `values`; `None` when there are none.
-    pub fn of(values: &[f64]) -> Option<Self> {
-        let n = values.len();
-        if n == 0 {
-            return None;
-        }
-        let mean = values.iter().sum::<f64>() / n as f64;
-        let squares: f64 = values.iter().map(|v| (v - mean).powi(2)).sum();
-        let std = if n > 1 {
-            (squares / (n - 1) as f64).sqrt()
-        } else {
-            0.0
-        };
-        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        Some(Self {
-            mean,
-            std,
-            min,
-            max,
-        })
-    }
-}
-
-impl fmt::Display for Spread {
-    /// `99.24 ± 0.06 (min 99.14, max 99.30)`, two decimals, as accuracies are given.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:.2} ± {:.2} (min {:.2}, max {:.2})",
-            self.mean, self.std, self.min, self.max
-        )
     }
 }
 
@@ -454,17 +404,6 @@ mod tests {
         for bad in ["0", "x", "1,1", "1,-2", ","] {
             assert!(bad.parse::<SeedList>().is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn the_spread_is_the_sample_deviation() {
-        let spread = Spread::of(&[99.25, 99.24, 99.22, 99.28, 99.14, 99.30]).unwrap();
-        assert!((spread.mean - 99.238_333).abs() < 1e-4);
-        // Σ(v − mean)² = 0.015683…, over n − 1 = 5.
-        assert!((spread.std - 0.056_006).abs() < 1e-5, "{}", spread.std);
-        assert_eq!((spread.min, spread.max), (99.14, 99.30));
-        assert_eq!(Spread::of(&[98.0]).unwrap().std, 0.0);
-        assert!(Spread::of(&[]).is_none());
     }
 
     #[test]

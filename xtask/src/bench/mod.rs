@@ -217,13 +217,13 @@ fn accuracy_sections(
         scratch,
     )?;
     let over = |config: &str| {
-        format!("`{config}`, seeds 1–{seeds}: test accuracy, mean ± std (min – max)")
+        format!("`{config}`, seeds 1–{seeds}: test accuracy (%), mean ± std (min, max)")
     };
     summary.add(over(accuracy::DEFAULT_CONFIG), format!("**{default}**"));
     if let Some(tta) = tta {
-        summary.add("the same models with `--tta`", tta.to_string());
+        summary.add("the same models with `--tta`", tta);
     }
-    summary.add(over(accuracy::TUTORIAL_CONFIG), tutorial.to_string());
+    summary.add(over(accuracy::TUTORIAL_CONFIG), tutorial);
     let transcript = format!("```text\n$ cargo xtask train\n{}```", run.transcript);
     Ok(vec![format!(
         "## What `cargo xtask train` prints\n\nThe default recipe, seed 3, its output not a terminal \

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Score a trained model on the MNIST test set: accuracy, loss, per-digit precision and recall,
-/// the confusion matrix; draws `confusion.png` and `misclassified.png`.
+/// the confusion matrix; draws `confusion.png` and `misclassified.png`. Given a multi-seed run
+/// (`train --seeds`), scores every seed and gives the accuracy's mean ± std.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
@@ -83,6 +84,13 @@ fn chosen(cli: &Cli) -> anyhow::Result<(ModelSource, PathBuf, Option<PathBuf>)> 
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let seeds = match cli.weights.is_some() || cli.shipped.shipped {
+        true => Vec::new(),
+        false => infer::seed_runs_in(&cli.run_dir),
+    };
+    if !seeds.is_empty() {
+        return score_seeds(&cli, &seeds);
+    }
     let (source, data_dir, figures) = chosen(&cli)?;
     let ready = cli.backend.kind.init()?;
     let classifier = DigitClassifier::load(&source, ready.device)
@@ -121,6 +129,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ))?;
     }
     Ok(())
+}
+
+/// A multi-seed run: each seed's test accuracy, then their spread. What is written per image
+/// or drawn belongs to one model, so it asks for one seed's run.
+fn score_seeds(cli: &Cli, seeds: &[(u64, PathBuf)]) -> anyhow::Result<()> {
+    if cli.predictions.is_some() || cli.save_images.is_some() || cli.figures.is_some() {
+        anyhow::bail!(
+            "{}: holds a multi-seed run; for --predictions, --save-images or --figures, name \
+             one seed's run, e.g. --model {}",
+            cli.run_dir.display(),
+            seeds[0].1.display()
+        );
+    }
+    let ready = cli.backend.kind.init()?;
+    print(format_args!(
+        "{} seeds on {}",
+        seeds.len(),
+        ready.description
+    ))?;
+    let mut accuracies = Vec::with_capacity(seeds.len());
+    for (seed, dir) in seeds {
+        let data_dir = match &cli.data {
+            Some(dir) => dir.clone(),
+            None => infer::run_data_dir(dir)?,
+        };
+        let source = ModelSource::RunDir(dir.clone());
+        let classifier = DigitClassifier::load(&source, ready.device.clone())
+            .context("cannot load the model")?
+            .with_shifted_copies(cli.tta.tta);
+        let test = MnistDataset::load(&data_dir, Split::Test)?;
+        let evaluation = Evaluation::run(&classifier, &test)?;
+        print(format_args!(
+            "seed {seed}: test accuracy {:.2}% (loss {:.4})",
+            evaluation.accuracy, evaluation.loss
+        ))?;
+        accuracies.push(evaluation.accuracy);
+    }
+    let spread = infer::Spread::of(&accuracies).context("no seed to score")?;
+    print(format_args!(
+        "test accuracy over {} seeds: {spread}",
+        seeds.len()
+    ))
 }
 
 /// Every test image's label and predicted digit, as CSV.

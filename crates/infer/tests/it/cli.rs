@@ -1,7 +1,7 @@
 //! The `infer` binary end to end, with the shipped model and with run directories.
 
 use crate::{root, text};
-use data::{MnistBatcher, MnistDataset, Split};
+use data::{MnistDataset, Split};
 use infer::{DigitClassifier, ModelSource};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -263,6 +263,46 @@ fn eval_scores_a_run_on_the_test_set() {
         .output()
         .unwrap();
     assert_one_line_error(&output, &["model.bpk", "config.toml", "does not match"]);
+}
+
+/// `eval` given a multi-seed run scores each seed and gives the spread; what belongs to one
+/// model (figures, predictions) asks for one seed's run.
+#[test]
+fn eval_scores_every_seed_of_a_multi_seed_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for seed in [2, 1] {
+        let run = run_dir(&dir.path().join(format!("made-{seed}")), 10);
+        std::fs::rename(run, dir.path().join(format!("seed-{seed}"))).unwrap();
+    }
+    let eval = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_eval"))
+            .args(["--model", dir.path().to_str().unwrap()])
+            .args(extra)
+            .current_dir(root())
+            .output()
+            .unwrap()
+    };
+    let output = eval(&[]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let seed_lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("seed ")).collect();
+    assert_eq!(seed_lines.len(), 2, "{stdout}");
+    assert!(
+        seed_lines[0].starts_with("seed 1: test accuracy "),
+        "{stdout}"
+    );
+    let accuracy = seed_lines[0]
+        .split("accuracy ")
+        .nth(1)
+        .and_then(|rest| rest.split('%').next())
+        .unwrap();
+    // The same weights twice: no spread.
+    let spread =
+        format!("test accuracy over 2 seeds: {accuracy} ± 0.00 (min {accuracy}, max {accuracy})");
+    assert!(stdout.contains(&spread), "{stdout}");
+
+    let output = eval(&["--figures", "figures"]);
+    assert_one_line_error(&output, &["multi-seed run", "seed-1"]);
 }
 
 /// `infer DIR | head -1`: the reader goes away before the output is written.
@@ -604,7 +644,7 @@ fn the_onnx_export_runs_in_onnxruntime_as_infer_does() {
         let items: Vec<_> = (start..(start + 500).min(test.len()))
             .map(|i| test.get(i).unwrap())
             .collect();
-        let batch = MnistBatcher::images(items.iter().map(|item| &item.pixels), &Device::flex());
+        let batch = data::images_to_input(items.iter().map(|item| &item.pixels), &Device::flex());
         images.extend(batch.clone().into_data().try_to_vec::<f32>().unwrap());
         logits.extend(
             network

@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use data::{MnistBatcher, PIXELS};
+use data::PIXELS;
 use infer::{DigitClassifier, ModelSource};
 use safetensors::SafeTensors;
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ fn logits(source: &ModelSource, images: &[[u8; PIXELS]]) -> Vec<f32> {
     let device = Device::flex();
     let classifier = DigitClassifier::load(source, device.clone()).unwrap();
     // The same input path as inference and training: ToTensor()'s scaling.
-    let inputs = MnistBatcher::images(images.iter(), &device);
+    let inputs = data::images_to_input(images.iter(), &device);
     classifier
         .network()
         .forward(inputs)

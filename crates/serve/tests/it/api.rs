@@ -105,7 +105,7 @@ type Send<'a> = Box<dyn Fn() -> (u16, Value) + 'a>;
 fn every_bad_request_gets_its_status_and_the_server_goes_on() {
     let server = Server::start(&["--max-body-mb", "1"]);
     // A white page: a valid PNG with nothing drawn on it.
-    let blank = infer::preprocessed_png(&[255; data::PIXELS]);
+    let blank = data::preprocessed_png(&[255; data::PIXELS]);
     let cases: Vec<(&str, Send, u16, &str)> = vec![
         (
             "empty body",

@@ -334,3 +334,152 @@ fn the_page_names_drawn_digits_and_picked_files() {
         "the page scrolls sideways after an error"
     );
 }
+
+/// The server's and this device's answers for the same image bytes (base64), as the page
+/// gets them: `[server, device]`.
+fn both_answers(browser: &Browser, image: &[u8]) -> (Value, Value) {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(image);
+    let script = "const done = arguments[arguments.length - 1];
+        const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));
+        Promise.all([askServer(bytes, 'application/octet-stream'), askDevice(bytes, 'image')])
+          .then(([server, device]) => done([server.answer || server, device.answer || device]));";
+    let answers = browser.send(
+        "POST",
+        "/execute/async",
+        Some(json!({ "script": script, "args": [encoded] })),
+    );
+    (answers[0].clone(), answers[1].clone())
+}
+
+/// The same digit, and every probability within 1e-4.
+fn assert_same_answer(server: &Value, device: &Value, what: &str) {
+    assert_eq!(
+        server["digit"], device["digit"],
+        "{what}: {server} against {device}"
+    );
+    let probabilities = |answer: &Value| -> Vec<f64> {
+        serde_json::from_value(answer["probabilities"].clone())
+            .unwrap_or_else(|e| panic!("{what}: {e}: {answer}"))
+    };
+    for (s, d) in probabilities(server).iter().zip(probabilities(device)) {
+        assert!((s - d).abs() <= 1e-4, "{what}: {server} against {device}");
+    }
+    assert_eq!(server["preprocessed"], device["preprocessed"], "{what}");
+}
+
+/// Waits until the page has found its readers.
+fn wait_until_ready(browser: &Browser) {
+    let started = Instant::now();
+    while browser.execute("return document.body.dataset.ready || ''") != json!("true") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the page never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The answer shown for a drawing, and who gave it, once `#digit` reads `expected`.
+fn draw_and_read(browser: &Browser, corners: &[(i64, i64)], expected: &str) -> (String, u64) {
+    browser.click("#clear");
+    browser.stroke("#pad", "mouse", &path(corners));
+    assert_eq!(browser.wait_for_text("#digit", expected), expected);
+    let by = browser.execute("return document.getElementById('digit').dataset.answeredBy");
+    let answered_in = browser.execute("return document.getElementById('digit').dataset.answeredIn");
+    let answered_in = answered_in.as_str().unwrap_or("99999").parse().unwrap();
+    (by.as_str().unwrap_or_default().to_string(), answered_in)
+}
+
+const ONE: [(i64, i64); 2] = [(5, -105), (0, 105)];
+const SEVEN: [(i64, i64); 5] = [(-75, -95), (75, -95), (50, -40), (10, 40), (-10, 105)];
+
+#[test]
+#[ignore = "needs Chromium and chromedriver, and the on-device site built with `cargo xtask web \
+            --out DIR` named by MNIST_BURN_SITE; .ci/run does all three"]
+fn the_page_reads_on_this_device_as_the_server_does_and_without_it() {
+    let site = std::env::var("MNIST_BURN_SITE")
+        .expect("MNIST_BURN_SITE names the site `cargo xtask web --out DIR` built");
+    let server = Server::start(&["--site", &site]);
+    let browser = Browser::start();
+    browser.open(&server.url);
+    wait_until_ready(&browser);
+    assert_eq!(
+        browser.execute("return [serverRadio.checked, deviceRadio.disabled]"),
+        json!([true, false]),
+        "with both readers the server reads first, and this device can be chosen ({})",
+        browser.execute("return document.body.dataset.deviceUnavailable || ''")
+    );
+
+    // The same answer from both for every sample file and for drawings.
+    for sample in samples() {
+        let (on_server, on_device) = both_answers(&browser, &std::fs::read(&sample).unwrap());
+        assert_same_answer(&on_server, &on_device, &sample.display().to_string());
+        assert_eq!(on_device["digit"], json!(digit_of(&sample)));
+    }
+    browser.click("#mode-device");
+    for (corners, expected) in [(&ONE[..], "1"), (&SEVEN[..], "7")] {
+        let (by, answered_in) = draw_and_read(&browser, corners, expected);
+        assert_eq!(by, "device");
+        eprintln!("on this device, pen-up to the answer: {answered_in} ms");
+        assert!(answered_in < 500, "{answered_in} ms on this device");
+        let pad = browser.execute("return Array.from(padPng())");
+        let pad: Vec<u8> = serde_json::from_value(pad).unwrap();
+        let (on_server, on_device) = both_answers(&browser, &pad);
+        assert_same_answer(&on_server, &on_device, &format!("a drawn {expected}"));
+    }
+    let violations = browser.serious_violations();
+    assert!(violations.is_empty(), "{violations:#?}");
+
+    // The server goes away: a page in the server's mode turns to this device.
+    browser.click("#mode-server");
+    assert!(server.terminate().success());
+    let (by, _) = draw_and_read(&browser, &ONE, "1");
+    assert_eq!(by, "device", "the page went on without the server");
+
+    // The same site from a plain static file server: this device reads, from the first answer.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    let python = std::env::var("MNIST_BURN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut files = Command::new(python)
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            &site,
+        ])
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let started = Instant::now();
+    while ureq::get(&url).call().is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "http.server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    browser.open(&url);
+    wait_until_ready(&browser);
+    let loaded = browser.execute("return Math.round(performance.now())");
+    eprintln!("static site: ready {loaded} ms after navigation began");
+    assert_eq!(
+        browser.execute("return [serverRadio.disabled, deviceRadio.checked]"),
+        json!([true, true]),
+        "without a server, this device reads"
+    );
+    for (corners, expected) in [(&SEVEN[..], "7"), (&ONE[..], "1")] {
+        let (by, answered_in) = draw_and_read(&browser, corners, expected);
+        assert_eq!(by, "device");
+        eprintln!("static site, pen-up to the answer: {answered_in} ms");
+    }
+    let _ = files.kill();
+    let _ = files.wait();
+}

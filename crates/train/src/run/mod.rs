@@ -4,7 +4,6 @@
 //! `model.bpk`, the one test score, `summary.json` and `curves.png`.
 
 mod curves;
-pub(crate) mod fetch;
 pub(crate) mod lock;
 mod memory;
 
@@ -16,7 +15,6 @@ use crate::fit::report::{EpochRow, read_metrics};
 use crate::fit::{FitPlan, Fitted, Hooks};
 use crate::recipe::{ConfigError, RunConfig};
 use crate::run::curves::write_curves;
-use crate::run::fetch::download_missing;
 use crate::run::lock::RunLock;
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
@@ -483,7 +481,7 @@ fn load_mnist(
             ),
         )),
         Err(DataError::Missing { .. }) => {
-            download_missing(dir, on_download)?;
+            data::download_missing(dir, on_download)?;
             Ok(load()?)
         }
         other => Ok(other?),

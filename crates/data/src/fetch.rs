@@ -1,7 +1,6 @@
 //! Downloading MNIST from the public mirrors, verified with the same checksums as loading.
 
-use data::write_atomic;
-use data::{MnistFile, read_idx};
+use crate::{MnistFile, read_idx, write_atomic};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
