@@ -33,7 +33,10 @@ pub use files::{
 pub use idx::{IdxError, IdxFile, read_idx};
 pub use input::{images_to_input, pixel_to_input};
 #[cfg(not(target_arch = "wasm32"))]
-pub use mnist::{DEFAULT_MNIST_DIR, DataError, MnistDataset, MnistFile, MnistItem, Split};
+pub use mnist::{
+    Collection, DEFAULT_FASHION_MNIST_DIR, DEFAULT_MNIST_DIR, DataError, MnistDataset, MnistFile,
+    MnistItem, Split,
+};
 pub use preprocess::{
     MAX_PIXELS, PreprocessError, decoding_cost, preprocess_bytes, preprocess_image,
     preprocessed_png, to_mnist,

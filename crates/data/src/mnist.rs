@@ -93,6 +93,56 @@ impl MnistFile {
     }
 }
 
+/// A dataset distributed as MNIST is: the same four file names and shapes, labels 0 to 9.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Collection {
+    /// Handwritten digits.
+    Mnist,
+    /// Zalando's Fashion-MNIST: clothes, bags and shoes, the digits' size and framing. Images
+    /// that are no digit at all, to measure how the network tells them apart.
+    FashionMnist,
+}
+
+impl Collection {
+    /// The images' and the labels' file of `split`.
+    pub fn files(self, split: Split) -> (MnistFile, MnistFile) {
+        match (self, split) {
+            (Self::Mnist, Split::Train) => (MnistFile::TRAIN_IMAGES, MnistFile::TRAIN_LABELS),
+            (Self::Mnist, Split::Test) => (MnistFile::TEST_IMAGES, MnistFile::TEST_LABELS),
+            (Self::FashionMnist, Split::Train) => FASHION_TRAIN,
+            (Self::FashionMnist, Split::Test) => FASHION_TEST,
+        }
+    }
+}
+
+/// Where Debian's `dataset-fashion-mnist` package puts Fashion-MNIST.
+pub const DEFAULT_FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Fashion-MNIST's training files. The checksums are of the decompressed files, which do not
+/// depend on how they were compressed (Debian recompresses them: its `.gz` files are not
+/// byte for byte upstream's).
+const FASHION_TRAIN: (MnistFile, MnistFile) = (
+    MnistFile {
+        name: "train-images-idx3-ubyte",
+        sha256: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    },
+    MnistFile {
+        name: "train-labels-idx1-ubyte",
+        sha256: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    },
+);
+/// Fashion-MNIST's test files.
+const FASHION_TEST: (MnistFile, MnistFile) = (
+    MnistFile {
+        name: "t10k-images-idx3-ubyte",
+        sha256: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    },
+    MnistFile {
+        name: "t10k-labels-idx1-ubyte",
+        sha256: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+);
+
 /// Why MNIST could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -150,12 +200,18 @@ pub struct MnistDataset {
 }
 
 impl MnistDataset {
-    /// Loads one split from `dir`, verifying both files' checksums and shapes.
+    /// Loads one split of MNIST from `dir`, verifying both files' checksums and shapes.
     pub fn load(dir: &Path, split: Split) -> Result<Self, DataError> {
-        let (images, labels) = match split {
-            Split::Train => (MnistFile::TRAIN_IMAGES, MnistFile::TRAIN_LABELS),
-            Split::Test => (MnistFile::TEST_IMAGES, MnistFile::TEST_LABELS),
-        };
+        Self::load_collection(dir, Collection::Mnist, split)
+    }
+
+    /// Loads one split of `collection` from `dir`, verifying both files' checksums and shapes.
+    pub fn load_collection(
+        dir: &Path,
+        collection: Collection,
+        split: Split,
+    ) -> Result<Self, DataError> {
+        let (images, labels) = collection.files(split);
         let image_file = images.read_verified(dir)?;
         let label_file = labels.read_verified(dir)?;
         let invalid = |file: MnistFile, problem: String| DataError::Invalid {

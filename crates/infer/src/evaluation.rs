@@ -20,6 +20,8 @@ pub struct Evaluation {
     pub misclassified: Vec<Misclassified>,
     /// `(true digit, predicted digit)` for every image, in test-set order.
     pub predictions: Vec<(u8, u8)>,
+    /// The top probability for every image, in test-set order.
+    pub confidences: Vec<f32>,
 }
 
 /// A test image and the wrong digit the model gave it.
@@ -47,7 +49,9 @@ impl Evaluation {
         let mut loss = 0.0;
         let mut misclassified = Vec::new();
         let mut predictions = Vec::with_capacity(items.len());
+        let mut confidences = Vec::with_capacity(items.len());
         for (prediction, item) in classifier.classify(&pixels)?.iter().zip(&items) {
+            confidences.push(prediction.confidence());
             let truth = usize::from(item.label);
             predictions.push((item.label, prediction.digit.min(9) as u8));
             confusion[truth][prediction.digit.min(9)] += 1;
@@ -69,6 +73,7 @@ impl Evaluation {
             confusion,
             misclassified,
             predictions,
+            confidences,
         })
     }
 

@@ -14,6 +14,7 @@ pub mod figures;
 mod files;
 mod loading;
 pub mod onnx;
+pub mod outliers;
 pub mod output;
 mod seeds;
 

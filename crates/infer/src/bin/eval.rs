@@ -47,6 +47,14 @@ struct Cli {
     /// With --save-images, write only the first N test images.
     #[arg(long, value_name = "N", requires = "save_images")]
     save_limit: Option<usize>,
+    /// Also measure how well the answer's confidence tells digits from Fashion-MNIST's test
+    /// images, read from DIR (Debian's `dataset-fashion-mnist` puts them in
+    /// /usr/share/datasets/fashion-mnist).
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = data::DEFAULT_FASHION_MNIST_DIR)]
+    outliers: Option<PathBuf>,
+    /// Also measure it against letters and symbols typed in this font (repeatable).
+    #[arg(long, value_name = "FILE")]
+    outlier_font: Vec<PathBuf>,
     #[command(flatten)]
     shipped: infer::cli::ShippedArgs,
     #[command(flatten)]
@@ -104,6 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     ))?;
     let evaluation = Evaluation::run(&classifier, &test)?;
     print(&evaluation)?;
+    print_separations(&cli, &classifier, &evaluation)?;
     if let Some(path) = &cli.predictions {
         write_predictions(&evaluation, path)?;
     }
@@ -171,6 +180,47 @@ fn score_seeds(cli: &Cli, seeds: &[(u64, PathBuf)]) -> anyhow::Result<()> {
         "test accuracy over {} seeds: {spread}",
         seeds.len()
     ))
+}
+
+/// `--outliers` and `--outlier-font`: how well the top probability tells the test digits from
+/// each kind of other image.
+fn print_separations(
+    cli: &Cli,
+    classifier: &DigitClassifier,
+    evaluation: &Evaluation,
+) -> anyhow::Result<()> {
+    use infer::outliers::{
+        Separation, TYPED_NON_DIGITS, confidences, dataset_images, typed_images,
+    };
+    let mut kinds = Vec::new();
+    if let Some(dir) = &cli.outliers {
+        let fashion =
+            MnistDataset::load_collection(dir, data::Collection::FashionMnist, Split::Test)
+                .context("cannot load Fashion-MNIST (apt-get install dataset-fashion-mnist)")?;
+        kinds.push((
+            "Fashion-MNIST's test images".to_string(),
+            dataset_images(&fashion),
+        ));
+    }
+    for font in &cli.outlier_font {
+        let images = typed_images(font, TYPED_NON_DIGITS).map_err(anyhow::Error::msg)?;
+        let name = font.file_name().unwrap_or_default().to_string_lossy();
+        kinds.push((format!("letters and symbols in {name}"), images));
+    }
+    if kinds.is_empty() {
+        return Ok(());
+    }
+    print(
+        "
+telling digits from other images by the top probability",
+    )?;
+    for (kind, images) in kinds {
+        let scores = confidences(classifier, &images)?;
+        let separation = Separation::of(&evaluation.confidences, &scores)
+            .with_context(|| format!("{kind}: nothing to compare"))?;
+        print(format_args!("  {kind} ({}): {separation}", images.len()))?;
+    }
+    Ok(())
 }
 
 /// Every test image's label and predicted digit, as CSV.

@@ -305,6 +305,59 @@ fn eval_scores_every_seed_of_a_multi_seed_run() {
     assert_one_line_error(&output, &["multi-seed run", "seed-1"]);
 }
 
+/// The figure for one kind of non-digit in `eval`'s output: `(AUROC, share passing)`.
+fn separation_of(stdout: &str, kind: &str) -> (f64, f64) {
+    let line = stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with(kind))
+        .unwrap_or_else(|| panic!("no {kind} in {stdout}"));
+    let auroc = line
+        .split("AUROC ")
+        .nth(1)
+        .and_then(|r| r.split(',').next());
+    let passed = line.split(", ").nth(1).and_then(|r| r.split(' ').next());
+    match (auroc.map(str::parse), passed.map(str::parse)) {
+        (Some(Ok(auroc)), Some(Ok(passed))) => (auroc, passed),
+        _ => panic!("{line}"),
+    }
+}
+
+/// Typed letters and symbols score lower than digits more often than not, and eval says how
+/// often: the figures out-of-distribution detection starts from.
+#[test]
+fn eval_measures_how_the_confidence_tells_digits_from_typed_letters() {
+    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
+        .args(["--shipped", "--outlier-font", "assets/fonts/DejaVuSans.ttf"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let (auroc, passed) = separation_of(&stdout, "letters and symbols in DejaVuSans.ttf (73)");
+    assert!(auroc > 0.6 && auroc <= 1.0, "{stdout}");
+    assert!((0.0..=100.0).contains(&passed), "{stdout}");
+    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
+        .args(["--shipped", "--outlier-font", "Cargo.toml"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, &["Cargo.toml", "not a font"]);
+}
+
+#[test]
+#[ignore = "needs Fashion-MNIST (apt-get install dataset-fashion-mnist), as .ci/run installs it"]
+fn eval_measures_how_the_confidence_tells_digits_from_fashion_mnist() {
+    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
+        .args(["--shipped", "--outliers"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let (auroc, _) = separation_of(&stdout, "Fashion-MNIST's test images (10000)");
+    assert!(auroc > 0.9 && auroc <= 1.0, "{stdout}");
+}
+
 /// `infer DIR | head -1`: the reader goes away before the output is written.
 #[test]
 fn a_closed_pipe_ends_the_run_without_a_panic() {
