@@ -11,7 +11,7 @@ mod augment;
 // has the preprocessing and the pixel scaling.
 #[cfg(not(target_arch = "wasm32"))]
 mod batcher;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(any(target_arch = "wasm32", target_env = "musl")))]
 mod fetch;
 mod files;
 mod idx;
@@ -23,7 +23,7 @@ mod preprocess;
 pub use augment::Augmentation;
 #[cfg(not(target_arch = "wasm32"))]
 pub use batcher::{MnistBatch, MnistBatcher};
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(any(target_arch = "wasm32", target_env = "musl")))]
 pub use fetch::{FetchError, download_missing};
 pub use files::{
     ChecksumError, MAX_IMAGE_FILE_BYTES, MAX_TEXT_FILE_BYTES, checksum_path, matches_checksum,
