@@ -16,6 +16,14 @@ pub const DEVICE_DIR: &str = "device";
 const SITE_ENTRIES: [&str; 2] = ["index.html", DEVICE_DIR];
 /// The model's files the page loads (`model.bpk.sha256` travels with the weights).
 const MODEL_FILES: [&str; 3] = ["config.toml", "model.bpk", "model.bpk.sha256"];
+/// Everything in the site's `device/` folder: the bound module, its binding and the model.
+const DEVICE_FILES: [&str; 5] = [
+    "web.js",
+    "web_bg.wasm",
+    "config.toml",
+    "model.bpk",
+    "model.bpk.sha256",
+];
 /// The whole site, uncompressed, at most (page, wasm, binding and weights).
 pub const MAX_SITE_BYTES: u64 = 3_000_000;
 
@@ -106,18 +114,24 @@ fn replace_site(staging: &Path, out: &Path) -> anyhow::Result<()> {
 /// A folder holding anything but a site this task wrote is refused, so nothing of the
 /// user's is replaced.
 fn refuse_foreign_files(out: &Path) -> anyhow::Result<()> {
-    let Ok(entries) = std::fs::read_dir(out) else {
-        return match out.exists() {
-            true => bail!("{}: not a folder; give --out a new folder", out.display()),
+    holds_only(out, &SITE_ENTRIES)?;
+    holds_only(&out.join(DEVICE_DIR), &DEVICE_FILES)
+}
+
+/// Fails unless `dir` is missing or holds nothing but `names`.
+fn holds_only(dir: &Path, names: &[&str]) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return match dir.symlink_metadata().is_ok() {
+            true => bail!("{}: not a folder; give --out a new folder", dir.display()),
             false => Ok(()),
         };
     };
     for entry in entries {
         let name = entry?.file_name();
-        if !SITE_ENTRIES.iter().any(|ours| name == *ours) {
+        if !names.iter().any(|ours| name == *ours) {
             bail!(
-                "{}: holds {} which this task did not write; give --out a new folder",
-                out.display(),
+                "{}: holds {} which `cargo xtask web` did not write; give --out a new folder",
+                dir.display(),
                 name.to_string_lossy()
             );
         }
@@ -232,4 +246,30 @@ fn report_sizes(site: &Path) -> anyhow::Result<u64> {
         total += size;
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_holding_anything_of_the_users_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("site");
+        refuse_foreign_files(&out).unwrap();
+        std::fs::create_dir_all(out.join(DEVICE_DIR)).unwrap();
+        std::fs::write(out.join("index.html"), "").unwrap();
+        std::fs::write(out.join(DEVICE_DIR).join("model.bpk"), "").unwrap();
+        refuse_foreign_files(&out).unwrap();
+        std::fs::write(out.join(DEVICE_DIR).join("notes.txt"), "mine").unwrap();
+        let error = refuse_foreign_files(&out).unwrap_err().to_string();
+        assert!(error.contains("notes.txt"), "{error}");
+        std::fs::remove_file(out.join(DEVICE_DIR).join("notes.txt")).unwrap();
+        std::fs::write(out.join("photo.jpg"), "mine").unwrap();
+        let error = refuse_foreign_files(&out).unwrap_err().to_string();
+        assert!(error.contains("photo.jpg"), "{error}");
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(refuse_foreign_files(&file).is_err());
+    }
 }
