@@ -158,6 +158,9 @@ fn score_seeds(cli: &Cli, seeds: &[(u64, PathBuf)]) -> anyhow::Result<()> {
         ready.description
     ))?;
     let mut accuracies = Vec::with_capacity(seeds.len());
+    // The seeds of one recipe read one MNIST: it is loaded (and checksummed) again only for
+    // a seed whose run read another.
+    let mut test: Option<(PathBuf, MnistDataset)> = None;
     for (seed, dir) in seeds {
         let data_dir = match &cli.data {
             Some(dir) => dir.clone(),
@@ -167,8 +170,15 @@ fn score_seeds(cli: &Cli, seeds: &[(u64, PathBuf)]) -> anyhow::Result<()> {
         let classifier = DigitClassifier::load(&source, ready.device.clone())
             .context("cannot load the model")?
             .with_shifted_copies(cli.tta.tta);
-        let test = MnistDataset::load(&data_dir, Split::Test)?;
-        let evaluation = Evaluation::run(&classifier, &test)?;
+        let (loaded, dataset) = match test.take() {
+            Some((loaded, dataset)) if loaded == data_dir => (loaded, dataset),
+            _ => {
+                let dataset = MnistDataset::load(&data_dir, Split::Test)?;
+                (data_dir, dataset)
+            }
+        };
+        let evaluation = Evaluation::run(&classifier, &dataset)?;
+        test = Some((loaded, dataset));
         print(format_args!(
             "seed {seed}: test accuracy {:.2}% (loss {:.4})",
             evaluation.accuracy, evaluation.loss

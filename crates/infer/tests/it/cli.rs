@@ -6,12 +6,21 @@ use infer::{DigitClassifier, ModelSource};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn infer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infer"))
+/// One of this crate's binaries, run in the workspace root.
+fn run_binary(binary: &str, args: &[&str]) -> Output {
+    Command::new(binary)
         .args(args)
         .current_dir(root())
         .output()
-        .expect("the infer binary runs")
+        .unwrap_or_else(|e| panic!("{binary}: {e}"))
+}
+
+fn infer(args: &[&str]) -> Output {
+    run_binary(env!("CARGO_BIN_EXE_infer"), args)
+}
+
+fn eval(args: &[&str]) -> Output {
+    run_binary(env!("CARGO_BIN_EXE_eval"), args)
 }
 
 const DIGIT_NAMES: [&str; 10] = [
@@ -225,11 +234,7 @@ fn top_k_and_saved_inputs() {
 fn eval_scores_a_run_on_the_test_set() {
     let dir = tempfile::tempdir().unwrap();
     let run = run_dir(dir.path(), 10);
-    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
-        .args(["--model", run.to_str().unwrap()])
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let output = eval(&["--model", run.to_str().unwrap()]);
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let accuracy: f64 = stdout
@@ -257,11 +262,7 @@ fn eval_scores_a_run_on_the_test_set() {
     }
 
     let mismatched = run_dir(&dir.path().join("other"), 12);
-    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
-        .args(["--model", mismatched.to_str().unwrap()])
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let output = eval(&["--model", mismatched.to_str().unwrap()]);
     assert_one_line_error(&output, &["model.bpk", "config.toml", "does not match"]);
 }
 
@@ -274,15 +275,8 @@ fn eval_scores_every_seed_of_a_multi_seed_run() {
         let run = run_dir(&dir.path().join(format!("made-{seed}")), 10);
         std::fs::rename(run, dir.path().join(format!("seed-{seed}"))).unwrap();
     }
-    let eval = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_eval"))
-            .args(["--model", dir.path().to_str().unwrap()])
-            .args(extra)
-            .current_dir(root())
-            .output()
-            .unwrap()
-    };
-    let output = eval(&[]);
+    let runs = dir.path().to_str().unwrap();
+    let output = eval(&["--model", runs]);
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let seed_lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("seed ")).collect();
@@ -301,7 +295,7 @@ fn eval_scores_every_seed_of_a_multi_seed_run() {
         format!("test accuracy over 2 seeds: {accuracy} ± 0.00 (min {accuracy}, max {accuracy})");
     assert!(stdout.contains(&spread), "{stdout}");
 
-    let output = eval(&["--figures", "figures"]);
+    let output = eval(&["--model", runs, "--figures", "figures"]);
     assert_one_line_error(&output, &["multi-seed run", "seed-1"]);
 }
 
@@ -326,32 +320,20 @@ fn separation_of(stdout: &str, kind: &str) -> (f64, f64) {
 /// often: the figures out-of-distribution detection starts from.
 #[test]
 fn eval_measures_how_the_confidence_tells_digits_from_typed_letters() {
-    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
-        .args(["--shipped", "--outlier-font", "assets/fonts/DejaVuSans.ttf"])
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let output = eval(&["--shipped", "--outlier-font", "assets/fonts/DejaVuSans.ttf"]);
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let (auroc, passed) = separation_of(&stdout, "letters and symbols in DejaVuSans.ttf (73)");
     assert!(auroc > 0.6 && auroc <= 1.0, "{stdout}");
     assert!((0.0..=100.0).contains(&passed), "{stdout}");
-    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
-        .args(["--shipped", "--outlier-font", "Cargo.toml"])
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let output = eval(&["--shipped", "--outlier-font", "Cargo.toml"]);
     assert_one_line_error(&output, &["Cargo.toml", "not a font"]);
 }
 
 #[test]
 #[ignore = "needs Fashion-MNIST (apt-get install dataset-fashion-mnist), as .ci/run installs it"]
 fn eval_measures_how_the_confidence_tells_digits_from_fashion_mnist() {
-    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
-        .args(["--shipped", "--outliers"])
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let output = eval(&["--shipped", "--outliers"]);
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let (auroc, _) = separation_of(&stdout, "Fashion-MNIST's test images (10000)");
@@ -540,11 +522,7 @@ fn a_missing_run_says_how_to_make_one_or_use_the_shipped_model() {
 #[test]
 fn eval_and_export_take_the_shipped_model() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
-        .args(["--shipped"])
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let output = eval(&["--shipped"]);
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(stdout.starts_with("the shipped model on"), "{stdout}");
