@@ -22,7 +22,7 @@ mod preprocess;
 
 pub use augment::Augmentation;
 #[cfg(not(target_arch = "wasm32"))]
-pub use batcher::{MnistBatch, MnistBatcher};
+pub use batcher::{MnistBatch, MnistBatcher, OutlierPool};
 #[cfg(not(any(target_arch = "wasm32", target_env = "musl")))]
 pub use fetch::{FetchError, download_missing};
 pub use files::{

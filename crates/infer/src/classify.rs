@@ -3,12 +3,14 @@
 
 use burn::prelude::*;
 use data::PIXELS;
-use model::{ClassifyError, Cnn, Prediction};
+use model::{ClassifyError, Cnn, Prediction, VerdictRule};
 
 /// A loaded network on a device, ready to classify.
 pub struct DigitClassifier {
     cnn: Cnn,
     device: Device,
+    /// How its answers become verdicts: the model's own rule.
+    rule: VerdictRule,
     /// Average the logits over shifted copies of each image ([`Self::with_shifted_copies`]).
     shifted_copies: bool,
 }
@@ -21,13 +23,26 @@ impl DigitClassifier {
     /// Images per forward pass: a folder of any size runs in bounded memory.
     const BATCH: usize = 256;
 
-    /// A network already in memory (e.g. one training has just finished) on `device`.
+    /// A network already in memory (e.g. one training has just finished) on `device`,
+    /// judged by the default [`VerdictRule`] until [`Self::with_rule`] says otherwise.
     pub fn new(cnn: Cnn, device: Device) -> Self {
         Self {
             cnn,
             device,
+            rule: VerdictRule::default(),
             shifted_copies: false,
         }
+    }
+
+    /// Judge answers by `rule` (the one saved with the model's run).
+    pub fn with_rule(mut self, rule: VerdictRule) -> Self {
+        self.rule = rule;
+        self
+    }
+
+    /// The rule answers are judged by.
+    pub fn rule(&self) -> VerdictRule {
+        self.rule
     }
 
     /// Test-time augmentation: each image is classified by the mean of the network's logits
@@ -61,7 +76,7 @@ impl DigitClassifier {
             }
             true => self.mean_over_shifted_copies(images),
         };
-        Prediction::from_probabilities(probabilities)
+        Prediction::from_probabilities(probabilities, &self.rule)
     }
 }
 

@@ -2,9 +2,10 @@
 //! scoring of a test set, behind `eval`, training's final score and the tests.
 
 use crate::classify::DigitClassifier;
+use crate::outliers::VerdictShares;
 use burn::data::dataset::Dataset;
 use data::{MnistDataset, PIXELS};
-use model::ClassifyError;
+use model::{ClassifyError, Verdict, VerdictRule};
 use std::fmt;
 
 /// Test-set figures of one model.
@@ -22,6 +23,12 @@ pub struct Evaluation {
     pub predictions: Vec<(u8, u8)>,
     /// The top probability for every image, in test-set order.
     pub confidences: Vec<f32>,
+    /// The verdict for every image, in test-set order.
+    pub verdicts: Vec<Verdict>,
+    /// The rule the verdicts were given by.
+    pub rule: VerdictRule,
+    /// What the images were, as printed: `test` unless the caller says otherwise.
+    pub scored_set: &'static str,
 }
 
 /// A test image and the wrong digit the model gave it.
@@ -50,8 +57,10 @@ impl Evaluation {
         let mut misclassified = Vec::new();
         let mut predictions = Vec::with_capacity(items.len());
         let mut confidences = Vec::with_capacity(items.len());
+        let mut verdicts = Vec::with_capacity(items.len());
         for (prediction, item) in classifier.classify(&pixels)?.iter().zip(&items) {
             confidences.push(prediction.confidence());
+            verdicts.push(prediction.verdict);
             let truth = usize::from(item.label);
             predictions.push((item.label, prediction.digit.min(9) as u8));
             confusion[truth][prediction.digit.min(9)] += 1;
@@ -74,7 +83,40 @@ impl Evaluation {
             misclassified,
             predictions,
             confidences,
+            verdicts,
+            rule: classifier.rule(),
+            scored_set: "test",
         })
+    }
+
+    /// The share of images given each verdict.
+    pub fn verdict_shares(&self) -> VerdictShares {
+        VerdictShares::of(&self.verdicts)
+    }
+
+    /// Percent right among the images called a digit: what a user who trusts only `digit`
+    /// answers gets.
+    pub fn accuracy_when_digit(&self) -> f64 {
+        let called = self.verdicts.iter().filter(|&&v| v == Verdict::Digit);
+        let right = self
+            .verdicts
+            .iter()
+            .zip(&self.predictions)
+            .filter(|(v, (truth, predicted))| **v == Verdict::Digit && truth == predicted)
+            .count();
+        percent(right as u32, called.count() as u32)
+    }
+
+    /// The top probability that `share` (from 0 to 1) of these images reach: the
+    /// `verdict.digit_at_least` that keeps that share of them digits, for choosing one on
+    /// validation images.
+    pub fn threshold_keeping(&self, share: f64) -> Option<f32> {
+        let mut sorted = self.confidences.clone();
+        sorted.sort_by(f32::total_cmp);
+        let dropped = ((1.0 - share.clamp(0.0, 1.0)) * sorted.len() as f64).floor() as usize;
+        sorted
+            .get(dropped.min(sorted.len().saturating_sub(1)))
+            .copied()
     }
 
     /// Of the images predicted as `digit`, the share that are `digit` (percent).
@@ -103,8 +145,15 @@ impl fmt::Display for Evaluation {
         let total: u32 = self.confusion.iter().flatten().sum();
         writeln!(
             f,
-            "test accuracy {:.2}%  loss {:.4}  ({total} images)\n",
-            self.accuracy, self.loss
+            "{} accuracy {:.2}%  loss {:.4}  ({total} images)",
+            self.scored_set, self.accuracy, self.loss
+        )?;
+        writeln!(
+            f,
+            "verdicts (a digit from a top probability of {}): {}; {:.2}% right when called a digit\n",
+            self.rule.digit_at_least,
+            self.verdict_shares(),
+            self.accuracy_when_digit()
         )?;
         writeln!(f, "digit  precision  recall  images")?;
         for digit in 0..10 {
@@ -167,5 +216,28 @@ mod tests {
         assert_eq!(score.misclassified.len(), 300 - correct);
         assert_eq!(score.predictions.len(), 300);
         assert!(score.accuracy > 97.0, "{}", score.accuracy);
+        let digits = predictions
+            .iter()
+            .filter(|p| p.verdict == Verdict::Digit)
+            .count();
+        assert_eq!(score.verdict_shares().digit, digits as f64 / 300.0);
+        let right_when_digit = predictions
+            .iter()
+            .zip(&items)
+            .filter(|(p, item)| p.verdict == Verdict::Digit && p.digit == usize::from(item.label))
+            .count();
+        assert_eq!(
+            score.accuracy_when_digit(),
+            100.0 * right_when_digit as f64 / digits as f64
+        );
+        let lowest = score.confidences.iter().copied().fold(1.0, f32::min);
+        assert_eq!(score.threshold_keeping(1.0), Some(lowest));
+        let keeping_most = score.threshold_keeping(0.99).unwrap();
+        let kept = score
+            .confidences
+            .iter()
+            .filter(|&&c| c >= keeping_most)
+            .count();
+        assert!(kept >= 297, "{kept}");
     }
 }

@@ -24,7 +24,7 @@ pub use files::{
     Classified, FileError, FileResult, IMAGE_EXTENSIONS, InputError, classify_files,
     collect_images, save_dataset_images, save_preprocessed,
 };
-pub use loading::{LoadError, ModelInfo, ModelSource, run_data_dir};
+pub use loading::{LoadError, ModelInfo, ModelSource, run_data_dir, run_validation_split};
 pub use model::{ClassifyError, Prediction};
 pub use seeds::{Spread, seed_runs_in};
 

@@ -2,7 +2,7 @@
 //! text for people.
 
 use crate::files::FileResult;
-use model::Prediction;
+use model::{Prediction, Verdict};
 use serde_json::json;
 
 /// One image's answer in JSON (the schema lives with [`Prediction`], in `model`).
@@ -56,8 +56,9 @@ pub fn json_line(result: &FileResult) -> String {
     .to_string()
 }
 
-/// `FILE: DIGIT (CONFIDENCE%)`, then every class's probability, or with `top` below the
-/// number of classes only the `top` most likely, as percentages.
+/// `FILE: DIGIT (CONFIDENCE%)` (or `FILE: 4 or 9? (48.0% / 44.0%)`, or `FILE: not a digit
+/// (at most 3, 12.0%)`, by the verdict), then every class's probability, or with `top`
+/// below the number of classes only the `top` most likely, as percentages.
 pub fn human_text(file: &str, prediction: &Prediction, top: usize) -> String {
     let shown: Vec<String> = if top < prediction.probabilities.len() {
         prediction
@@ -74,12 +75,20 @@ pub fn human_text(file: &str, prediction: &Prediction, top: usize) -> String {
             .map(|(digit, p)| format!("{digit}: {p:.4}"))
             .collect()
     };
-    format!(
-        "{file}: {} ({:.1}%)\n  {}",
-        prediction.digit,
-        100.0 * prediction.confidence(),
-        shown.join("  ")
-    )
+    format!("{file}: {}\n  {}", headline(prediction), shown.join("  "))
+}
+
+/// What the verdict makes of the image, in words: `7 (90.0%)`, `4 or 9? (48.0% / 44.0%)`,
+/// `not a digit (at most 3, 12.0%)`.
+pub fn headline(prediction: &Prediction) -> String {
+    let (digit, confidence) = (prediction.digit, 100.0 * prediction.confidence());
+    match (prediction.verdict, prediction.runner_up()) {
+        (Verdict::Unsure, Some((other, p))) => {
+            format!("{digit} or {other}? ({confidence:.1}% / {:.1}%)", 100.0 * p)
+        }
+        (Verdict::NotADigit, _) => format!("not a digit (at most {digit}, {confidence:.1}%)"),
+        _ => format!("{digit} ({confidence:.1}%)"),
+    }
 }
 
 #[cfg(test)]
@@ -96,6 +105,7 @@ mod tests {
         Prediction {
             digit: 7,
             probabilities,
+            verdict: Verdict::Digit,
         }
     }
 
@@ -112,6 +122,7 @@ mod tests {
         assert_eq!(value["file"], "a.png");
         assert_eq!(value["digit"], 7);
         assert_eq!(value["confidence"], 0.9);
+        assert_eq!(value["verdict"], "digit");
         assert_eq!(value["probabilities"][1], 0.099999);
         assert_eq!(value["probabilities"][2], 1e-6);
         let failed = FileResult {
@@ -149,5 +160,15 @@ mod tests {
         );
         let top = human_text("a.png", &prediction(), 2);
         assert_eq!(top, "a.png: 7 (90.0%)\n  7: 90.0%  1: 10.0%");
+        let unsure = Prediction {
+            verdict: Verdict::Unsure,
+            ..prediction()
+        };
+        assert_eq!(headline(&unsure), "7 or 1? (90.0% / 10.0%)");
+        let none = Prediction {
+            verdict: Verdict::NotADigit,
+            ..prediction()
+        };
+        assert_eq!(headline(&none), "not a digit (at most 7, 90.0%)");
     }
 }

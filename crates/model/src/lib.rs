@@ -24,7 +24,7 @@ pub use backend::{BackendError, BackendKind, ReadyDevice, UnknownBackend};
 pub use config::{CnnConfig, InvalidModelConfig, MAX_PARAMETERS};
 #[cfg(not(target_arch = "wasm32"))]
 pub use interchange::{InterchangeError, WeightsFormat, pytorch_name};
-pub use prediction::{ClassifyError, Prediction, PredictionJson};
+pub use prediction::{ClassifyError, Prediction, PredictionJson, Verdict, VerdictRule};
 
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;

@@ -268,7 +268,7 @@ pub(crate) async fn preprocess(
     })
 }
 
-/// `{digit, confidence, probabilities, preprocessed}`: `infer --json`'s schema, and a base64
+/// `{digit, confidence, verdict, probabilities, preprocessed}`: `infer --json`'s schema, and a base64
 /// PNG of the 28×28 image the network saw.
 fn answer(prediction: &Prediction, pixels: &[u8; data::PIXELS]) -> Value {
     let mut answer = infer::output::prediction_value(prediction);

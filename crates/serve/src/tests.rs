@@ -60,10 +60,17 @@ async fn a_sample_is_classified_with_infers_schema() {
     assert_eq!(response.status(), StatusCode::OK);
     let answer = json(response).await;
     assert_eq!(answer["digit"], 7);
+    assert_eq!(answer["verdict"], "digit");
     let keys: Vec<&String> = answer.as_object().unwrap().keys().collect();
     assert_eq!(
         keys,
-        ["confidence", "digit", "preprocessed", "probabilities"]
+        [
+            "confidence",
+            "digit",
+            "preprocessed",
+            "probabilities",
+            "verdict"
+        ]
     );
 }
 

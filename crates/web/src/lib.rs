@@ -11,7 +11,7 @@ use base64::Engine;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, FloatDType};
-use model::{Cnn, CnnConfig, Prediction, PredictionJson};
+use model::{Cnn, CnnConfig, Prediction, PredictionJson, VerdictRule};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use wasm_bindgen::prelude::*;
@@ -34,11 +34,13 @@ pub enum WebError {
 }
 
 /// What the page reads of a run's `config.toml`: the network's `[model]` section, with the
-/// model's strict schema (the other sections are training's).
+/// model's strict schema, and its `[verdict]` rule (the other sections are training's).
 #[derive(Deserialize)]
 struct RunConfig {
     #[serde(deserialize_with = "CnnConfig::deserialize_strict")]
     model: CnnConfig,
+    #[serde(default)]
+    verdict: VerdictRule,
 }
 
 /// One image's answer: the server's `/api/classify` JSON.
@@ -56,6 +58,7 @@ pub struct Answer {
 pub struct OnDevice {
     cnn: Cnn,
     device: Device,
+    rule: VerdictRule,
 }
 
 #[wasm_bindgen]
@@ -78,12 +81,16 @@ impl OnDevice {
 impl OnDevice {
     /// [`OnDevice::new`] with a Rust error.
     pub fn load(config: &str, record: Vec<u8>) -> Result<Self, WebError> {
-        let config = toml::from_str::<RunConfig>(config)
-            .map_err(|e| WebError::Config(model::one_line(e.message())))?
-            .model;
+        let RunConfig {
+            model: config,
+            verdict: rule,
+        } = toml::from_str::<RunConfig>(config)
+            .map_err(|e| WebError::Config(model::one_line(e.message())))?;
         config
             .validate()
             .map_err(|e| WebError::Config(e.to_string()))?;
+        rule.check()
+            .map_err(|e| WebError::Config(format!("`verdict`: {e}")))?;
         let device = Device::flex();
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(record))
             .map_err(|e| WebError::Record(model::one_line(&e.to_string())))?;
@@ -97,14 +104,14 @@ impl OnDevice {
                 "the weights hold NaN or infinite values (first in {parameter})"
             )));
         }
-        Ok(Self { cnn, device })
+        Ok(Self { cnn, device, rule })
     }
 
     /// The answer for an image file's bytes; `name` names the file in errors.
     pub fn answer(&self, image: &[u8], name: &str) -> Result<Answer, WebError> {
         let pixels = data::preprocess_bytes(image, Path::new(name))?;
         let input = data::images_to_input(std::iter::once(&pixels), &self.device);
-        let prediction = Prediction::from_probabilities(self.cnn.probabilities(input))?
+        let prediction = Prediction::from_probabilities(self.cnn.probabilities(input), &self.rule)?
             .pop()
             .ok_or(model::ClassifyError::Shape {
                 values: 0,

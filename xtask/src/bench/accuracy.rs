@@ -66,16 +66,38 @@ pub fn final_line_figures(line: &str) -> Option<(f64, f64)> {
     Some((accuracy, seconds))
 }
 
-/// A recipe's test accuracy over seeds 1 to `seeds` as `eval` gives it for the multi-seed run
-/// (`99.24 ± 0.06 (min 99.14, max 99.30)`), plain and (when `tta`) with test-time augmentation
-/// on the same models.
+/// Fonts the project does not ship (Debian's `fonts-liberation` and `fonts-dejavu-core`):
+/// typed non-digits held out from training, which types only the shipped DejaVu Sans.
+pub const HELD_OUT_FONTS: [&str; 4] = [
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationMono-Regular.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
+];
+
+/// A recipe over seeds, as `eval` scores the multi-seed run.
+pub struct OverSeeds {
+    /// Test accuracy, `99.24 ± 0.06 (min 99.14, max 99.30)`.
+    pub spread: String,
+    /// The same with test-time augmentation, when asked for.
+    pub tta: Option<String>,
+    /// With `outliers`, eval's means over the seeds: how the models tell digits from other
+    /// images, one line per kind.
+    pub outliers: Vec<String>,
+}
+
+/// A recipe's test accuracy over seeds 1 to `seeds` as `eval` gives it for the multi-seed run,
+/// plain and (when `tta`) with test-time augmentation on the same models, and (when
+/// `outliers`) how well they tell digits from Fashion-MNIST, drawn shapes, letters typed in
+/// [`HELD_OUT_FONTS`] and the sample pictures in `data/digits`.
 pub fn over_seeds(
     config: &str,
     seeds: usize,
     tta: bool,
+    outliers: bool,
     backend: &str,
     scratch: &Path,
-) -> anyhow::Result<(String, Option<String>)> {
+) -> anyhow::Result<OverSeeds> {
     let stem = Path::new(config)
         .file_stem()
         .and_then(|s| s.to_str())
@@ -91,25 +113,47 @@ pub fn over_seeds(
             .arg(&runs)
             .stdout(Stdio::null()),
     )?;
-    let plain = eval_over_seeds(&runs, false, backend)?;
-    let augmented = match tta {
-        true => Some(eval_over_seeds(&runs, true, backend)?),
+    let mut extra = Vec::new();
+    if outliers {
+        for font in HELD_OUT_FONTS {
+            if !Path::new(font).is_file() {
+                bail!("{font}: not found (apt-get install fonts-liberation fonts-dejavu-core)");
+            }
+            extra.extend(["--outlier-font".to_string(), font.to_string()]);
+        }
+        extra.extend(["--outliers", "--real-digits", "data/digits"].map(String::from));
+    }
+    let (spread, stdout) = eval_over_seeds(&runs, &extra, backend)?;
+    let tta = match tta {
+        true => Some(eval_over_seeds(&runs, &["--tta".to_string()], backend)?.0),
         false => None,
     };
-    Ok((plain, augmented))
+    let outliers = stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("mean over "))
+        .map(String::from)
+        .collect();
+    Ok(OverSeeds {
+        spread,
+        tta,
+        outliers,
+    })
 }
 
-/// `eval`'s spread of the test accuracy over the seeds of the multi-seed run in `runs`.
-fn eval_over_seeds(runs: &Path, tta: bool, backend: &str) -> anyhow::Result<String> {
+/// `eval`'s spread of the test accuracy over the seeds of the multi-seed run in `runs`, and
+/// everything it printed.
+fn eval_over_seeds(
+    runs: &Path,
+    extra: &[String],
+    backend: &str,
+) -> anyhow::Result<(String, String)> {
     let mut command = Command::new(binary("eval"));
     command
         .args(["--backend", backend])
         .arg("--model")
         .arg(runs)
+        .args(extra)
         .stdout(Stdio::piped());
-    if tta {
-        command.arg("--tta");
-    }
     let Measured { stdout, .. } = measure(&mut command)?;
     let Some(spread) = stdout
         .lines()
@@ -118,7 +162,7 @@ fn eval_over_seeds(runs: &Path, tta: bool, backend: &str) -> anyhow::Result<Stri
     else {
         bail!("eval printed no spread for {}", runs.display());
     };
-    Ok(spread.1.to_string())
+    Ok((spread.1.to_string(), stdout))
 }
 
 #[cfg(test)]

@@ -202,34 +202,57 @@ fn accuracy_sections(
         ),
     );
     let seeds = args.accuracy_seeds;
-    let (default, tta) = accuracy::over_seeds(
+    let default = accuracy::over_seeds(
         accuracy::DEFAULT_CONFIG,
         seeds,
+        true,
         true,
         &args.backend,
         scratch,
     )?;
-    let (tutorial, _) = accuracy::over_seeds(
+    let tutorial = accuracy::over_seeds(
         accuracy::TUTORIAL_CONFIG,
         seeds,
         false,
+        false,
         &args.backend,
         scratch,
-    )?;
+    )?
+    .spread;
     let over = |config: &str| {
         format!("`{config}`, seeds 1–{seeds}: test accuracy (%), mean ± std (min, max)")
     };
-    summary.add(over(accuracy::DEFAULT_CONFIG), format!("**{default}**"));
-    if let Some(tta) = tta {
+    summary.add(
+        over(accuracy::DEFAULT_CONFIG),
+        format!("**{}**", default.spread),
+    );
+    if let Some(tta) = default.tta {
         summary.add("the same models with `--tta`", tta);
     }
     summary.add(over(accuracy::TUTORIAL_CONFIG), tutorial);
     let transcript = format!("```text\n$ cargo xtask train\n{}```", run.transcript);
-    Ok(vec![format!(
-        "## What `cargo xtask train` prints\n\nThe default recipe, seed 3, its output not a terminal \
-         (in a terminal, Burn's TUI shows instead):\n\n{}",
-        report::wrap("transcript", &transcript)
-    )])
+    Ok(vec![
+        format!(
+            "## What `cargo xtask train` prints\n\nThe default recipe, seed 3, its output not a \
+             terminal (in a terminal, Burn's TUI shows instead):\n\n{}",
+            report::wrap("transcript", &transcript)
+        ),
+        outlier_section(seeds, &default.outliers),
+    ])
+}
+
+/// How the default recipe's models tell digits from other images, as eval's means print it.
+fn outlier_section(seeds: usize, lines: &[String]) -> String {
+    format!(
+        "## Is it a digit?\n\nThe default recipe's models (seeds 1–{seeds}) against images that \
+             are no digit, none of them seen in training: Fashion-MNIST's test images, letters, \
+             symbols and shapes drawn as on the page, and letters and symbols typed in fonts the \
+             project does not ship; and the sample pictures in `data/digits`. \"Pass where 95 % \
+             of digits do\" is the false-positive rate at 95 % true positives; \"flagged\" is \
+             the share whose verdict is `unsure` or `not-a-digit`. As `eval --model RUNS \
+             --outliers --outlier-font FONT… --real-digits data/digits` prints it:\n\n```text\n{}\n```",
+        lines.join("\n")
+    )
 }
 
 /// Each trainer's median run, and this project's ratio to each PyTorch pipeline.

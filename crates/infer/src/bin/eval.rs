@@ -4,8 +4,9 @@
 
 use anyhow::Context;
 use clap::Parser;
-use data::{MnistDataset, Split};
+use data::{MnistDataset, PIXELS, Split};
 use infer::cli::{BackendArgs, DEFAULT_RUN_DIR, RUN_DIR_FLAG, RUN_DIR_FORMER_FLAG};
+use infer::outliers::{Separation, VerdictShares};
 use infer::{DigitClassifier, Evaluation, ModelSource, figures};
 
 /// A line on stdout; a write that fails is this command's error.
@@ -47,14 +48,25 @@ struct Cli {
     /// With --save-images, write only the first N test images.
     #[arg(long, value_name = "N", requires = "save_images")]
     save_limit: Option<usize>,
-    /// Also measure how well the answer's confidence tells digits from Fashion-MNIST's test
+    /// Also measure how well the model tells digits from other images: Fashion-MNIST's test
     /// images, read from DIR (Debian's `dataset-fashion-mnist` puts them in
-    /// /usr/share/datasets/fashion-mnist).
+    /// /usr/share/datasets/fashion-mnist), and letters, symbols and shapes drawn as on the
+    /// page. For each: the AUROC of the top probability, the share passing where 95 % of
+    /// digits do (the false-positive rate at 95 % true positives), and the verdicts.
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = data::DEFAULT_FASHION_MNIST_DIR)]
     outliers: Option<PathBuf>,
     /// Also measure it against letters and symbols typed in this font (repeatable).
     #[arg(long, value_name = "FILE")]
     outlier_font: Vec<PathBuf>,
+    /// Also count how many pictures of digits in DIR (photos, scans, drawings; searched as
+    /// `infer` searches folders) are still called a digit.
+    #[arg(long, value_name = "DIR")]
+    real_digits: Option<PathBuf>,
+    /// Score the validation split the run held out (`data.validation_images`) instead of the
+    /// test set, and print the `verdict.digit_at_least` that keeps 99.5 %, 99 % and 98 % of
+    /// its digits: thresholds are chosen here, never on the test set.
+    #[arg(long, conflicts_with_all = ["weights", "shipped"])]
+    validation: bool,
     #[command(flatten)]
     shipped: infer::cli::ShippedArgs,
     #[command(flatten)]
@@ -104,15 +116,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let classifier = DigitClassifier::load(&source, ready.device)
         .context("cannot load the model")?
         .with_shifted_copies(cli.tta.tta);
-    let test = MnistDataset::load(&data_dir, Split::Test)?;
+    let test = scored_images(&cli, &cli.run_dir, &data_dir)?;
     print(format_args!(
         "{} on {}",
         source.describe(),
         ready.description
     ))?;
-    let evaluation = Evaluation::run(&classifier, &test)?;
+    let mut evaluation = Evaluation::run(&classifier, &test)?;
+    evaluation.scored_set = scored_name(&cli);
     print(&evaluation)?;
-    print_separations(&cli, &classifier, &evaluation)?;
+    if cli.validation {
+        print_thresholds(&evaluation)?;
+    }
+    let kinds = outlier_kinds(&cli)?;
+    let figures_of_kinds = measure_kinds(&classifier, &evaluation, &kinds)?;
+    let real = real_digits(&cli, &classifier)?;
+    print_kinds(&evaluation, &kinds, &figures_of_kinds, real.as_ref())?;
     if let Some(path) = &cli.predictions {
         write_predictions(&evaluation, path)?;
     }
@@ -158,50 +177,106 @@ fn score_seeds(cli: &Cli, seeds: &[(u64, PathBuf)]) -> anyhow::Result<()> {
         ready.description
     ))?;
     let mut accuracies = Vec::with_capacity(seeds.len());
+    let kinds = outlier_kinds(cli)?;
+    let mut measured = Vec::with_capacity(seeds.len());
     // The seeds of one recipe read one MNIST: it is loaded (and checksummed) again only for
     // a seed whose run read another.
     let mut test: Option<(PathBuf, MnistDataset)> = None;
     for (seed, dir) in seeds {
-        let data_dir = match &cli.data {
-            Some(dir) => dir.clone(),
-            None => infer::run_data_dir(dir)?,
-        };
         let source = ModelSource::RunDir(dir.clone());
         let classifier = DigitClassifier::load(&source, ready.device.clone())
             .context("cannot load the model")?
             .with_shifted_copies(cli.tta.tta);
-        let (loaded, dataset) = match test.take() {
-            Some((loaded, dataset)) if loaded == data_dir => (loaded, dataset),
-            _ => {
-                let dataset = MnistDataset::load(&data_dir, Split::Test)?;
-                (data_dir, dataset)
-            }
-        };
+        let (loaded, dataset) = seed_images(cli, dir, test.take())?;
         let evaluation = Evaluation::run(&classifier, &dataset)?;
         test = Some((loaded, dataset));
         print(format_args!(
-            "seed {seed}: test accuracy {:.2}% (loss {:.4})",
-            evaluation.accuracy, evaluation.loss
+            "seed {seed}: {} accuracy {:.2}% (loss {:.4})",
+            scored_name(cli),
+            evaluation.accuracy,
+            evaluation.loss
         ))?;
+        if cli.validation {
+            print_thresholds(&evaluation)?;
+        }
         accuracies.push(evaluation.accuracy);
+        let of_kinds = measure_kinds(&classifier, &evaluation, &kinds)?;
+        measured.push((evaluation, of_kinds, real_digits(cli, &classifier)?));
     }
     let spread = infer::Spread::of(&accuracies).context("no seed to score")?;
     print(format_args!(
-        "test accuracy over {} seeds: {spread}",
+        "{} accuracy over {} seeds: {spread}",
+        scored_name(cli),
         seeds.len()
-    ))
+    ))?;
+    print_kind_means(&kinds, &measured)
 }
 
-/// `--outliers` and `--outlier-font`: how well the top probability tells the test digits from
-/// each kind of other image.
-fn print_separations(
+/// The images to score the seed's run in `dir` on, and the folder they came from: the test
+/// set, reused from `loaded` when it came from the same folder, or the seed's own validation
+/// split.
+fn seed_images(
     cli: &Cli,
-    classifier: &DigitClassifier,
-    evaluation: &Evaluation,
-) -> anyhow::Result<()> {
-    use infer::outliers::{
-        Separation, TYPED_NON_DIGITS, confidences, dataset_images, typed_images,
+    dir: &Path,
+    loaded: Option<(PathBuf, MnistDataset)>,
+) -> anyhow::Result<(PathBuf, MnistDataset)> {
+    let data_dir = match &cli.data {
+        Some(dir) => dir.clone(),
+        None => infer::run_data_dir(dir)?,
     };
+    Ok(match loaded {
+        _ if cli.validation => (data_dir.clone(), scored_images(cli, dir, &data_dir)?),
+        Some((loaded, dataset)) if loaded == data_dir => (loaded, dataset),
+        _ => {
+            let dataset = MnistDataset::load(&data_dir, Split::Test)?;
+            (data_dir, dataset)
+        }
+    })
+}
+
+/// What eval scores: `test`, or `validation` with `--validation`.
+fn scored_name(cli: &Cli) -> &'static str {
+    match cli.validation {
+        true => "validation",
+        false => "test",
+    }
+}
+
+/// The images scored for the run in `run_dir`: the test set in `data_dir`, or with
+/// `--validation` the run's validation split of the training set there.
+fn scored_images(cli: &Cli, run_dir: &Path, data_dir: &Path) -> anyhow::Result<MnistDataset> {
+    if !cli.validation {
+        return Ok(MnistDataset::load(data_dir, Split::Test)?);
+    }
+    infer::run_validation_split(run_dir, data_dir)?.with_context(|| {
+        format!(
+            "{}: this run held out no validation split; train with `--set \
+             data.validation_images=5000` to choose thresholds on one",
+            run_dir.join("config.toml").display()
+        )
+    })
+}
+
+/// The thresholds that keep most of the scored digits digits.
+fn print_thresholds(evaluation: &Evaluation) -> anyhow::Result<()> {
+    for share in [0.995, 0.99, 0.98] {
+        if let Some(threshold) = evaluation.threshold_keeping(share) {
+            print(format_args!(
+                "  verdict.digit_at_least keeping {:.1} % of these digits: {threshold:.4}",
+                100.0 * share
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// A kind of non-digit images and its name, as printed.
+type Kind = (String, Vec<[u8; PIXELS]>);
+
+/// The non-digits `--outliers` and `--outlier-font` ask for, by kind, loaded once for every
+/// model scored.
+fn outlier_kinds(cli: &Cli) -> anyhow::Result<Vec<Kind>> {
+    use infer::outliers::{TYPED_NON_DIGITS, dataset_images, drawn_non_digits, typed_images};
     let mut kinds = Vec::new();
     if let Some(dir) = &cli.outliers {
         let fashion =
@@ -211,24 +286,122 @@ fn print_separations(
             "Fashion-MNIST's test images".to_string(),
             dataset_images(&fashion),
         ));
+        kinds.push((
+            "letters, symbols and shapes drawn as on the page".to_string(),
+            drawn_non_digits(),
+        ));
     }
     for font in &cli.outlier_font {
         let images = typed_images(font, TYPED_NON_DIGITS).map_err(anyhow::Error::msg)?;
         let name = font.file_name().unwrap_or_default().to_string_lossy();
         kinds.push((format!("letters and symbols in {name}"), images));
     }
-    if kinds.is_empty() {
+    Ok(kinds)
+}
+
+/// How one model tells the scored digits from one kind of non-digit.
+struct KindFigures {
+    separation: Separation,
+    shares: VerdictShares,
+}
+
+fn measure_kinds(
+    classifier: &DigitClassifier,
+    evaluation: &Evaluation,
+    kinds: &[Kind],
+) -> anyhow::Result<Vec<KindFigures>> {
+    kinds
+        .iter()
+        .map(|(kind, images)| {
+            let predictions = classifier.classify(images)?;
+            let scores: Vec<f32> = predictions.iter().map(|p| p.confidence()).collect();
+            let verdicts: Vec<_> = predictions.iter().map(|p| p.verdict).collect();
+            let separation = Separation::of(&evaluation.confidences, &scores)
+                .with_context(|| format!("{kind}: nothing to compare"))?;
+            Ok(KindFigures {
+                separation,
+                shares: VerdictShares::of(&verdicts),
+            })
+        })
+        .collect()
+}
+
+/// `--real-digits`: the verdicts on the pictures of digits in the folder, and how many.
+fn real_digits(
+    cli: &Cli,
+    classifier: &DigitClassifier,
+) -> anyhow::Result<Option<(VerdictShares, usize)>> {
+    let Some(dir) = &cli.real_digits else {
+        return Ok(None);
+    };
+    let mut verdicts = Vec::new();
+    for result in infer::classify_files(classifier, std::slice::from_ref(dir))? {
+        let classified = result.outcome.map_err(anyhow::Error::from)?;
+        verdicts.push(classified.prediction.verdict);
+    }
+    Ok(Some((VerdictShares::of(&verdicts), verdicts.len())))
+}
+
+/// One model's figures for each kind of non-digit, and its verdicts on real digits.
+fn print_kinds(
+    evaluation: &Evaluation,
+    kinds: &[Kind],
+    figures: &[KindFigures],
+    real: Option<&(VerdictShares, usize)>,
+) -> anyhow::Result<()> {
+    if kinds.is_empty() && real.is_none() {
         return Ok(());
     }
-    print(
-        "
-telling digits from other images by the top probability",
-    )?;
-    for (kind, images) in kinds {
-        let scores = confidences(classifier, &images)?;
-        let separation = Separation::of(&evaluation.confidences, &scores)
-            .with_context(|| format!("{kind}: nothing to compare"))?;
-        print(format_args!("  {kind} ({}): {separation}", images.len()))?;
+    print(format_args!(
+        "\ntelling digits from other images (AUROC and pass rate by the top probability; \
+         verdicts from {})",
+        evaluation.rule.digit_at_least
+    ))?;
+    for ((kind, images), figures) in kinds.iter().zip(figures) {
+        print(format_args!(
+            "  {kind} ({}): {}; {}",
+            images.len(),
+            figures.separation,
+            figures.shares
+        ))?;
+    }
+    if let Some((shares, count)) = real {
+        print(format_args!("  pictures of digits ({count}): {shares}"))?;
+    }
+    Ok(())
+}
+
+/// Over the seeds of a run: the mean of each figure.
+fn print_kind_means(
+    kinds: &[Kind],
+    measured: &[(Evaluation, Vec<KindFigures>, Option<(VerdictShares, usize)>)],
+) -> anyhow::Result<()> {
+    let seeds = measured.len().max(1) as f64;
+    let mean = |figure: &dyn Fn(
+        &(Evaluation, Vec<KindFigures>, Option<(VerdictShares, usize)>),
+    ) -> f64| { measured.iter().map(figure).sum::<f64>() / seeds };
+    print(format_args!(
+        "mean over {} seeds: {:.2} % of scored digits called a digit, {:.2} % right when called a digit",
+        measured.len(),
+        mean(&|(e, _, _)| 100.0 * e.verdict_shares().digit),
+        mean(&|(e, _, _)| e.accuracy_when_digit()),
+    ))?;
+    for (index, (kind, _)) in kinds.iter().enumerate() {
+        print(format_args!(
+            "  {kind}: AUROC {:.3}, {:.1} % pass where 95 % of digits do; {:.1} % flagged \
+             ({:.1} % not a digit, {:.1} % unsure)",
+            mean(&|(_, k, _)| k[index].separation.auroc),
+            mean(&|(_, k, _)| 100.0 * k[index].separation.passed_at_95),
+            mean(&|(_, k, _)| 100.0 * k[index].shares.flagged()),
+            mean(&|(_, k, _)| 100.0 * k[index].shares.not_a_digit),
+            mean(&|(_, k, _)| 100.0 * k[index].shares.unsure),
+        ))?;
+    }
+    if measured.iter().all(|(_, _, real)| real.is_some()) && !measured.is_empty() {
+        print(format_args!(
+            "  pictures of digits: {:.1} % called a digit",
+            mean(&|(_, _, real)| real.as_ref().map_or(0.0, |(s, _)| 100.0 * s.digit)),
+        ))?;
     }
     Ok(())
 }

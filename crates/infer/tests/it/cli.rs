@@ -526,7 +526,7 @@ fn eval_and_export_take_the_shipped_model() {
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(stdout.starts_with("the shipped model on"), "{stdout}");
-    assert!(stdout.contains("test accuracy 99.37%"), "{stdout}");
+    assert!(stdout.contains("test accuracy 99.23%"), "{stdout}");
     let to = dir.path().join("shipped.safetensors");
     let output = Command::new(env!("CARGO_BIN_EXE_export"))
         .args(["--shipped", "--to", to.to_str().unwrap()])

@@ -1,5 +1,5 @@
 //! The network seen as a classifier by Burn's Learner, with an optional gradient over only the
-//! hardest images of each batch.
+//! hardest images of each batch, and Outlier Exposure for batches that carry non-digits.
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
@@ -20,28 +20,57 @@ pub struct Classifier {
     /// largest loss (1: every image).
     #[module(skip)]
     pub backprop_fraction: f32,
+    /// The weight of the outliers' term in the loss (Outlier Exposure); 0 ignores outliers.
+    #[module(skip)]
+    pub outlier_weight: f32,
 }
 
 impl Classifier {
     /// A classifier over `cnn` whose steps take their gradient over the `backprop_fraction` of
-    /// each batch with the largest loss.
-    pub fn new(cnn: Cnn, backprop_fraction: f32) -> Self {
+    /// each batch with the largest loss, and weigh a batch's outliers by `outlier_weight`.
+    pub fn new(cnn: Cnn, backprop_fraction: f32, outlier_weight: f32) -> Self {
         Self {
             cnn,
             backprop_fraction,
+            outlier_weight,
         }
     }
 
-    /// The network's output and its mean cross-entropy.
+    /// The digits' logits and, when the batch carries outliers, the Outlier Exposure term
+    /// (Hendrycks et al. 2019): [`Self::outlier_weight`] times the outliers' mean
+    /// cross-entropy to the uniform distribution, which is least when the network gives
+    /// every digit the same probability. One forward pass serves both.
     ///
     /// # Shapes
-    /// - `batch.images`: `[batch, 1, 28, 28]`; `batch.targets`: `[batch]`.
-    fn scored(&self, batch: MnistBatch) -> ClassificationOutput {
-        let logits = self.cnn.forward(batch.images);
+    /// - `images`: `[batch, 1, 28, 28]`, `outliers`: `[outliers, 1, 28, 28]`;
+    ///   returns `[batch, classes]` and `[1]`.
+    fn forward(
+        &self,
+        images: Tensor<4>,
+        outliers: Option<Tensor<4>>,
+    ) -> (Tensor<2>, Option<Tensor<1>>) {
+        let Some(outliers) = outliers.filter(|_| self.outlier_weight > 0.0) else {
+            return (self.cnn.forward(images), None);
+        };
+        let ([digits, ..], [others, ..]) = (images.dims(), outliers.dims());
+        let logits = self.cnn.forward(Tensor::cat(vec![images, outliers], 0));
+        let to_uniform = log_softmax(logits.clone().narrow(0, digits, others), 1)
+            .mean_dim(1)
+            .mean()
+            .neg();
+        (
+            logits.narrow(0, 0, digits),
+            Some(to_uniform.mul_scalar(self.outlier_weight)),
+        )
+    }
+
+    /// The network's output on the digits and its mean cross-entropy: the loss reported,
+    /// comparable with a run's without outliers.
+    fn scored(logits: Tensor<2>, targets: Tensor<1, Int>) -> ClassificationOutput {
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
-            .forward(logits.clone(), batch.targets.clone());
-        ClassificationOutput::new(loss, logits, batch.targets)
+            .forward(logits.clone(), targets.clone());
+        ClassificationOutput::new(loss, logits, targets)
     }
 
     /// A step whose gradient is taken over the [`Self::backprop_fraction`] of the batch with
@@ -49,13 +78,16 @@ impl Classifier {
     /// forward pass, but only those images a backward pass, since the blocks' backward pass
     /// skips images whose gradient is zero. The loss reported is the whole batch's.
     fn step_on_hardest(&self, batch: MnistBatch) -> TrainOutput<ClassificationOutput> {
-        let logits = self.cnn.forward(batch.images);
+        let (logits, exposure) = self.forward(batch.images, batch.outliers);
         let losses = image_losses(logits.clone(), batch.targets.clone());
         let [images] = losses.dims();
         let kept = ((images as f32 * self.backprop_fraction).ceil() as usize).clamp(1, images);
         let mask = hardest(&losses, kept);
         let selected = losses.clone().mul(mask).sum().div_scalar(kept as f64);
-        let grads = selected.backward();
+        let grads = match exposure {
+            Some(term) => selected.add(term).backward(),
+            None => selected.backward(),
+        };
         let output =
             ClassificationOutput::new(losses.detach().mean(), logits.detach(), batch.targets);
         TrainOutput::new(self, grads, output)
@@ -70,8 +102,13 @@ impl TrainStep for Classifier {
         if self.backprop_fraction < 1.0 {
             return self.step_on_hardest(batch);
         }
-        let output = self.scored(batch);
-        TrainOutput::new(self, output.loss.backward(), output)
+        let (logits, exposure) = self.forward(batch.images, batch.outliers);
+        let output = Self::scored(logits, batch.targets);
+        let grads = match exposure {
+            Some(term) => output.loss.clone().add(term).backward(),
+            None => output.loss.backward(),
+        };
+        TrainOutput::new(self, grads, output)
     }
 }
 
@@ -81,7 +118,7 @@ impl InferenceStep for Classifier {
 
     /// Scored as `eval` scores a model: the mean cross-entropy.
     fn step(&self, batch: MnistBatch) -> ClassificationOutput {
-        self.scored(batch)
+        Self::scored(self.cnn.forward(batch.images), batch.targets)
     }
 }
 
@@ -158,6 +195,7 @@ mod tests {
         MnistBatch {
             images: Tensor::from_data(TensorData::new(pixels, [count, 1, 28, 28]), device),
             targets: Tensor::from_data(TensorData::new(labels, [count]), device),
+            outliers: None,
         }
     }
 
@@ -171,6 +209,7 @@ mod tests {
         MnistBatch {
             images: batch.images.clone().select(0, indices.clone()),
             targets: batch.targets.clone().select(0, indices),
+            outliers: None,
         }
     }
 
@@ -247,8 +286,8 @@ mod tests {
         order.sort_by(|&a, &b| losses[b].total_cmp(&losses[a]));
         let hardest_four = images_of(&batch, &order[..4]);
 
-        let step = TrainStep::step(&Classifier::new(cnn.clone(), 0.5), batch);
-        let alone = TrainStep::step(&Classifier::new(cnn.clone(), 1.0), hardest_four);
+        let step = TrainStep::step(&Classifier::new(cnn.clone(), 0.5, 0.0), batch);
+        let alone = TrainStep::step(&Classifier::new(cnn.clone(), 1.0, 0.0), hardest_four);
         let (ours, theirs) = (gradients(&cnn, &step.grads), gradients(&cnn, &alone.grads));
         assert_eq!(ours.len(), 7_090);
         assert!(theirs.iter().any(|&g| g != 0.0));
@@ -261,5 +300,49 @@ mod tests {
         let mean = losses.iter().sum::<f32>() / 8.0;
         let reported = floats(step.item.loss)[0];
         assert!((reported - mean).abs() < 1e-5, "{reported} against {mean}");
+    }
+
+    /// With outliers, a step's gradient is the digits' plus the weighted gradient of the
+    /// outliers' cross-entropy to uniform; the loss reported stays the digits' alone.
+    #[test]
+    fn outliers_add_their_pull_toward_uniform_to_the_gradient() {
+        let device = Device::flex().autodiff();
+        let cnn = CnnConfig::new().init(&device);
+        let digits = noise_batch(6, &device);
+        let others = noise_batch(10, &device).images.narrow(0, 6, 4);
+        let with = |weight: f32| {
+            let batch = MnistBatch {
+                outliers: Some(others.clone()),
+                ..digits.clone()
+            };
+            TrainStep::step(&Classifier::new(cnn.clone(), 1.0, weight), batch)
+        };
+        let plain = TrainStep::step(&Classifier::new(cnn.clone(), 1.0, 0.0), digits.clone());
+        let (off, on) = (with(0.0), with(0.5));
+        assert_eq!(
+            floats(off.item.loss.clone()),
+            floats(plain.item.loss.clone())
+        );
+        assert_eq!(floats(on.item.loss), floats(plain.item.loss));
+        assert_eq!(on.item.output.dims(), [6, 10]);
+        // By hand: the outliers' term alone, weighted, added to the digits' gradient.
+        let term = log_softmax(cnn.forward(others.clone()), 1)
+            .mean_dim(1)
+            .mean()
+            .neg()
+            .mul_scalar(0.5);
+        let term_grads = GradientsParams::from_grads(term.backward(), &cnn);
+        let expected: Vec<f32> = gradients(&cnn, &plain.grads)
+            .iter()
+            .zip(gradients(&cnn, &term_grads))
+            .map(|(a, b)| a + b)
+            .collect();
+        assert_eq!(gradients(&cnn, &off.grads), gradients(&cnn, &plain.grads));
+        for (ours, theirs) in gradients(&cnn, &on.grads).iter().zip(&expected) {
+            assert!(
+                (ours - theirs).abs() <= 1e-5 + 1e-4 * theirs.abs(),
+                "{ours} against {theirs}"
+            );
+        }
     }
 }

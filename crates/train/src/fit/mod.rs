@@ -23,9 +23,10 @@ use burn::store::ModuleRecord;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Interrupter, Learner, LearningResult, SupervisedTraining};
-use data::{MnistBatcher, MnistDataset};
+use data::{MnistBatcher, MnistDataset, OutlierPool};
 use model::Cnn;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What the caller of a run hears while it trains, and how it can stop it.
@@ -69,17 +70,20 @@ impl FitPlan<'_> {
         self.run_dir.join("checkpoint")
     }
 
-    /// Trains on `train`, scoring `held_out` after every epoch.
+    /// Trains on `train` with `outliers` in every batch the recipe asks them in, scoring
+    /// `held_out` after every epoch.
     pub fn fit(
         self,
         train: &MnistDataset,
         held_out: &MnistDataset,
+        outliers: Arc<OutlierPool>,
         hooks: Hooks,
     ) -> Result<Fitted, TrainError> {
         self.device.seed(self.config.seed);
         let autodiff = self.device.clone().autodiff();
         let training = || {
-            let (training, rows) = self.supervised_training(train, held_out, hooks, &autodiff);
+            let (training, rows) =
+                self.supervised_training(train, held_out, outliers, hooks, &autodiff);
             let learner = self.learner(&autodiff, train.len())?;
             let started = Instant::now();
             let result = training.launch(learner);
@@ -105,15 +109,20 @@ impl FitPlan<'_> {
         &self,
         train: &MnistDataset,
         held_out: &MnistDataset,
+        outliers: Arc<OutlierPool>,
         hooks: Hooks,
         autodiff: &Device,
     ) -> (SupervisedTraining<Classifier>, SharedRows) {
         let batch_size = self.config.training.batch_size;
         let batches_done = self.resume_from.unwrap_or(0) * self.batches_per_epoch(train.len());
         let augmentation = self.config.augmentation;
-        let train_batcher = match augmentation.is_identity() {
+        let per_batch = self.config.outliers.per_batch;
+        let train_batcher = match augmentation.is_identity()
+            && (per_batch == 0 || outliers.is_empty())
+        {
             true => MnistBatcher::default(),
-            false => MnistBatcher::augmented(augmentation, self.config.seed, batches_done as u64),
+            false => MnistBatcher::augmented(augmentation, self.config.seed, batches_done as u64)
+                .with_outliers(outliers, per_batch),
         };
         let train_loader = DataLoaderBuilder::new(train_batcher)
             .batch_size(batch_size)
@@ -162,6 +171,7 @@ impl FitPlan<'_> {
         let mut classifier = Classifier::new(
             self.config.model.init(autodiff),
             self.config.training.backprop_fraction,
+            self.config.outliers.weight,
         );
         if let Some(epoch) = self.resume_from {
             // Burn panics on a checkpoint it cannot read or that does not fit: each record is

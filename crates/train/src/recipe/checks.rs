@@ -1,6 +1,9 @@
 //! The range of every value in a recipe, checked once the whole recipe is read.
 
-use super::{ConfigError, DataSection, OptimizerSection, RunConfig, Schedule, TrainingSection};
+use super::{
+    ConfigError, DataSection, OptimizerSection, OutliersSection, RunConfig, Schedule,
+    TrainingSection,
+};
 use data::Augmentation;
 
 impl RunConfig {
@@ -21,6 +24,51 @@ impl RunConfig {
         check_augmentation(&self.augmentation)?;
         self.training.check()?;
         self.data.check()?;
+        self.outliers.check()?;
+        self.verdict
+            .check()
+            .map_err(|reason| ("verdict".to_string(), reason))?;
+        Ok(())
+    }
+}
+
+/// The most outliers a batch may carry, and the most scribbles drawn: far beyond what helps,
+/// and small enough that a typo cannot exhaust memory.
+const MAX_OUTLIERS_PER_BATCH: usize = 4096;
+const MAX_SCRIBBLES: usize = 200_000;
+
+impl OutliersSection {
+    fn check(&self) -> Result<(), Invalid> {
+        if self.per_batch > MAX_OUTLIERS_PER_BATCH {
+            return invalid(
+                "outliers.per_batch",
+                format!(
+                    "must be at most {MAX_OUTLIERS_PER_BATCH}, got {}",
+                    self.per_batch
+                ),
+            );
+        }
+        if self.scribbles > MAX_SCRIBBLES {
+            return invalid(
+                "outliers.scribbles",
+                format!("must be at most {MAX_SCRIBBLES}, got {}", self.scribbles),
+            );
+        }
+        if !(self.weight.is_finite() && (0.0..=100.0).contains(&self.weight)) {
+            return invalid(
+                "outliers.weight",
+                format!("must be from 0 to 100, got {}", self.weight),
+            );
+        }
+        let sources = self.font.is_some() || self.scribbles > 0 || self.fashion_mnist.is_some();
+        if self.per_batch > 0 && !sources {
+            return invalid(
+                "outliers.per_batch",
+                "needs somewhere to draw outliers from: set `font`, `scribbles` or \
+                 `fashion_mnist`"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
@@ -218,6 +266,14 @@ mod tests {
                 "[training]\nbackprop_fraction = 1.5",
                 "training.backprop_fraction",
             ),
+            ("[outliers]\nper_batch = 64", "outliers.per_batch"),
+            (
+                "[outliers]\nper_batch = 5000\nscribbles = 10",
+                "outliers.per_batch",
+            ),
+            ("[outliers]\nscribbles = 1000000", "outliers.scribbles"),
+            ("[outliers]\nweight = -1.0", "outliers.weight"),
+            ("[verdict]\ndigit_at_least = 1.5", "verdict"),
         ] {
             let err = parse_err(text);
             assert_eq!(err.key, key, "{text}: {err}");

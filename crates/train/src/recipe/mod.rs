@@ -12,7 +12,7 @@ mod overrides;
 
 pub use checks::MAX_EPOCHS;
 use data::Augmentation;
-use model::CnnConfig;
+use model::{CnnConfig, VerdictRule};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
@@ -35,6 +35,43 @@ pub struct RunConfig {
     pub augmentation: Augmentation,
     /// Where MNIST is and how much of it to use.
     pub data: DataSection,
+    /// Images of no digit shown in training, so the network learns to answer "none".
+    pub outliers: OutliersSection,
+    /// How the trained model's answers become verdicts (saved with it, read by inference).
+    pub verdict: VerdictRule,
+}
+
+/// Outlier Exposure (Hendrycks, Mazeika and Dietterich, ICLR 2019): each training batch also
+/// holds images of no digit, and the loss pulls the network's answer for them toward the
+/// uniform distribution, no digit more likely than another. The network stays the same; what
+/// changes is that its top probability now tells a digit from anything else.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutliersSection {
+    /// Non-digit images added to each batch (0: none, the tutorial's way).
+    pub per_batch: usize,
+    /// The weight of their pull toward uniform, against the digits' cross-entropy.
+    pub weight: f32,
+    /// Letters and symbols typed in this font, in three weights, are among them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub font: Option<PathBuf>,
+    /// This many random scribbles (tangles, dots, blobs, hatching…) are among them.
+    pub scribbles: usize,
+    /// Fashion-MNIST's training images, read from this folder, are among them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fashion_mnist: Option<PathBuf>,
+}
+
+impl Default for OutliersSection {
+    fn default() -> Self {
+        Self {
+            per_batch: 0,
+            weight: 0.5,
+            font: None,
+            scribbles: 0,
+            fashion_mnist: None,
+        }
+    }
 }
 
 /// Adam's settings.
@@ -115,6 +152,8 @@ impl Default for RunConfig {
             training: TrainingSection::default(),
             augmentation: Augmentation::default(),
             data: DataSection::default(),
+            outliers: OutliersSection::default(),
+            verdict: VerdictRule::default(),
         }
     }
 }

@@ -18,11 +18,12 @@ use crate::run::curves::write_curves;
 use crate::run::lock::RunLock;
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
-use data::{DataError, MnistDataset, Split};
+use data::{DataError, MnistDataset, OutlierPool, Split};
 use infer::{DigitClassifier, Evaluation};
 use model::{BackendKind, ReadyDevice};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What to train and where, as given on the command line.
 #[derive(Clone, Debug)]
@@ -101,6 +102,8 @@ pub struct RunData {
     pub held_out: MnistDataset,
     /// Scored once at the end, when `held_out` is a validation split.
     pub final_test: Option<MnistDataset>,
+    /// Images of no digit drawn into training batches (empty unless the recipe has some).
+    pub outliers: Arc<OutlierPool>,
 }
 
 /// What a run writes into its run directory: an earlier run is recognised by any of
@@ -222,7 +225,12 @@ impl PreparedRun {
             resume_from,
             done_rows,
         };
-        let fitted = plan.fit(&self.data.train, &self.data.held_out, hooks)?;
+        let fitted = plan.fit(
+            &self.data.train,
+            &self.data.held_out,
+            self.data.outliers.clone(),
+            hooks,
+        )?;
         self.finish(fitted)
     }
 
@@ -288,7 +296,8 @@ impl PreparedRun {
             .map_err(|e| TrainError::file(&model_path, format!("cannot write: {e}")))?;
 
         let test = self.data.final_test.as_ref().unwrap_or(&self.data.held_out);
-        let classifier = DigitClassifier::new(fitted.cnn, self.device.device.clone());
+        let classifier = DigitClassifier::new(fitted.cnn, self.device.device.clone())
+            .with_rule(self.config.verdict);
         let score = Evaluation::run(&classifier, test)?;
         let summary = Summary {
             test_accuracy: score.accuracy,
@@ -443,6 +452,7 @@ impl RunData {
         };
         let train = limit(train, config.data.train_limit);
         let test = limit(test, config.data.test_limit);
+        let outliers = Arc::new(outlier_pool(config)?);
         Ok(match config.data.validation_images {
             Some(count) => {
                 let (train, validation) = train.split_off_validation(count, config.seed);
@@ -450,15 +460,48 @@ impl RunData {
                     train,
                     held_out: validation,
                     final_test: Some(test),
+                    outliers,
                 }
             }
             None => Self {
                 train,
                 held_out: test,
                 final_test: None,
+                outliers,
             },
         })
     }
+}
+
+/// The non-digits the recipe's `[outliers]` section asks for, one kind per source; none
+/// when it adds none to a batch.
+fn outlier_pool(config: &RunConfig) -> Result<OutlierPool, TrainError> {
+    let section = &config.outliers;
+    if section.per_batch == 0 {
+        return Ok(OutlierPool::default());
+    }
+    let mut kinds = Vec::new();
+    if let Some(font) = &section.font {
+        let typed =
+            infer::outliers::typed_images_in_weights(font, infer::outliers::TYPED_NON_DIGITS)
+                .map_err(|reason| TrainError::Failed(format!("`outliers.font`: {reason}")))?;
+        kinds.push(typed);
+    }
+    kinds.push(infer::outliers::scribbles(section.scribbles, config.seed));
+    if let Some(dir) = &section.fashion_mnist {
+        let fashion =
+            MnistDataset::load_collection(dir, data::Collection::FashionMnist, Split::Train)
+                .map_err(|e| {
+                    TrainError::file(
+                        dir,
+                        format!(
+                            "`outliers.fashion_mnist`: {e} (apt-get install dataset-fashion-mnist)"
+                        ),
+                    )
+                })?;
+        kinds.push(infer::outliers::dataset_images(&fashion));
+    }
+    Ok(OutlierPool::new(kinds))
 }
 
 /// MNIST's training and test sets from `dir`, fetched first with `download` if missing.
