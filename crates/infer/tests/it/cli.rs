@@ -337,7 +337,67 @@ fn eval_measures_how_the_confidence_tells_digits_from_fashion_mnist() {
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let (auroc, _) = separation_of(&stdout, "Fashion-MNIST's test images (10000)");
-    assert!(auroc > 0.9 && auroc <= 1.0, "{stdout}");
+    assert!(auroc > 0.99 && auroc <= 1.0, "{stdout}");
+    // The shipped model was trained to spread its answer over every digit for what is no
+    // digit: most clothes, and many drawn shapes it never saw, are not called digits.
+    for (kind, at_least) in [
+        ("Fashion-MNIST's test images (10000)", 80.0),
+        ("letters, symbols and shapes drawn as on the page", 30.0),
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(kind))
+            .unwrap();
+        let digits: f64 = line
+            .split("; ")
+            .nth(1)
+            .and_then(|shares| shares.split(" % digit").next())
+            .and_then(|share| share.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        assert!(100.0 - digits >= at_least, "{line}");
+    }
+}
+
+/// `--validation` scores the split a run held out and gives thresholds to choose from; a run
+/// that held none out is told how to make one.
+#[test]
+fn eval_chooses_thresholds_on_a_runs_validation_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_dir(dir.path(), 10);
+    let output = eval(&["--model", run.to_str().unwrap(), "--validation"]);
+    assert_one_line_error(
+        &output,
+        &["config.toml", "no validation split", "validation_images"],
+    );
+
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    let config = config.replace("[data]\n", "[data]\nvalidation_images = 3000\n");
+    std::fs::write(run.join("config.toml"), config).unwrap();
+    let output = eval(&[
+        "--model",
+        run.to_str().unwrap(),
+        "--validation",
+        "--real-digits",
+        "data/digits",
+    ]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.contains("validation accuracy "), "{stdout}");
+    assert!(stdout.contains("(3000 images)"), "{stdout}");
+    let thresholds: Vec<f64> = stdout
+        .lines()
+        .filter_map(|line| line.split("of these digits: ").nth(1))
+        .map(|value| value.parse().unwrap())
+        .collect();
+    assert_eq!(thresholds.len(), 3, "{stdout}");
+    assert!(
+        thresholds[0] <= thresholds[1] && thresholds[1] <= thresholds[2],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pictures of digits (8): 100.0 % digit"),
+        "{stdout}"
+    );
 }
 
 /// `infer DIR | head -1`: the reader goes away before the output is written.
@@ -526,7 +586,7 @@ fn eval_and_export_take_the_shipped_model() {
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(stdout.starts_with("the shipped model on"), "{stdout}");
-    assert!(stdout.contains("test accuracy 99.23%"), "{stdout}");
+    assert!(stdout.contains("test accuracy 99.16%"), "{stdout}");
     let to = dir.path().join("shipped.safetensors");
     let output = Command::new(env!("CARGO_BIN_EXE_export"))
         .args(["--shipped", "--to", to.to_str().unwrap()])

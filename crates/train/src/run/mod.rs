@@ -172,6 +172,7 @@ impl PreparedRun {
                 ),
             }));
         }
+        outlier_sources_exist(&config, &config_path)?;
         let lock = RunLock::acquire(&run_dir)?;
         holds_no_seed_runs(&run_dir)?;
         if !options.resume && !options.restart {
@@ -471,6 +472,40 @@ impl RunData {
             },
         })
     }
+}
+
+/// The recipe's outlier files are there, checked before anything is written.
+fn outlier_sources_exist(config: &RunConfig, config_path: &Path) -> Result<(), TrainError> {
+    let outliers = &config.outliers;
+    let missing = |key: &str, path: &Path, what: &str| {
+        TrainError::Config(ConfigError {
+            origin: config_path.display().to_string(),
+            key: format!("outliers.{key}"),
+            reason: format!("{} is not {what}", path.display()),
+        })
+    };
+    if outliers.per_batch == 0 {
+        return Ok(());
+    }
+    if let Some(font) = outliers.font.as_deref().filter(|font| !font.is_file()) {
+        return Err(missing(
+            "font",
+            font,
+            "a font file (paths are relative to the working directory)",
+        ));
+    }
+    if let Some(dir) = outliers
+        .fashion_mnist
+        .as_deref()
+        .filter(|dir| !dir.is_dir())
+    {
+        return Err(missing(
+            "fashion_mnist",
+            dir,
+            "a directory (apt-get install dataset-fashion-mnist puts it in /usr/share/datasets/fashion-mnist)",
+        ));
+    }
+    Ok(())
 }
 
 /// The non-digits the recipe's `[outliers]` section asks for, one kind per source; none

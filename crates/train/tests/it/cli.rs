@@ -288,6 +288,53 @@ fn a_missing_data_directory_is_refused_naming_the_key() {
     );
 }
 
+#[test]
+fn outliers_from_a_missing_font_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let output = train_into(
+        Path::new("configs/smoke.toml"),
+        &run,
+        &[
+            "--set",
+            "outliers.font=no/such/font.ttf",
+            "--set",
+            "outliers.per_batch=16",
+        ],
+    );
+    assert_refused(&output, &["outliers.font", "no/such/font.ttf"]);
+    assert!(!run.exists(), "nothing is written for a refused config");
+}
+
+/// A run with outliers in its batches trains, and saves the rule its answers are judged by.
+#[test]
+fn a_run_with_outliers_saves_its_verdict_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let output = train_into(
+        Path::new("configs/smoke.toml"),
+        &run,
+        &[
+            "--set",
+            "outliers.scribbles=200",
+            "--set",
+            "outliers.font=assets/fonts/DejaVuSans.ttf",
+            "--set",
+            "outliers.per_batch=16",
+            "--set",
+            "verdict.digit_at_least=0.6",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(saved.contains("[outliers]\nper_batch = 16"), "{saved}");
+    assert!(saved.contains("[verdict]\ndigit_at_least = 0.6"), "{saved}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let accuracy = summary["test_accuracy"].as_f64().unwrap();
+    assert!(accuracy > 75.0, "test accuracy {accuracy}%");
+}
+
 /// Training waits for each batch, which another thread distorts with rayon's workers: with
 /// one worker, the training loop must not be the one holding it. (It did once: this run then
 /// never ended.)
