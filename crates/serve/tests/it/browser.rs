@@ -503,8 +503,8 @@ fn drawn_non_digits() -> Vec<(&'static str, Vec<Vec<(i64, i64)>>)> {
 }
 
 /// The answer the page shows once a drawing of `strokes`, scaled by `scale`, is finished:
-/// `#digit`'s text and verdict.
-fn answer_to(browser: &Browser, strokes: &[Vec<(i64, i64)>], scale: f64) -> (String, String) {
+/// `#digit`'s text and verdict, and the milliseconds from the last pen-up to that answer.
+fn answer_to(browser: &Browser, strokes: &[Vec<(i64, i64)>], scale: f64) -> (String, String, u64) {
     browser.click("#clear");
     for stroke in strokes {
         let scaled: Vec<(i64, i64)> = stroke
@@ -527,11 +527,11 @@ fn answer_to(browser: &Browser, strokes: &[Vec<(i64, i64)>], scale: f64) -> (Str
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let shown = browser.execute("return [digitEl.textContent, digitEl.dataset.verdict || '']");
-    (
-        shown[0].as_str().unwrap_or_default().to_string(),
-        shown[1].as_str().unwrap_or_default().to_string(),
-    )
+    let shown = browser.execute(
+        "return [digitEl.textContent, digitEl.dataset.verdict || '', digitEl.dataset.answeredIn || '']",
+    );
+    let text = |i: usize| shown[i].as_str().unwrap_or_default().to_string();
+    (text(0), text(1), text(2).parse().unwrap_or(u64::MAX))
 }
 
 /// Digits drawn at full size and at an eighth of the pad's height read right, and marks
@@ -543,19 +543,28 @@ fn small_digits_read_right_and_non_digits_are_not_called_digits() {
     let server = Server::start(&[]);
     let browser = Browser::start();
     browser.open(&server.url);
+    let mut waits = Vec::new();
     for (scale, name) in [(1.0, "full size"), (40.0 / 210.0, "an eighth of the pad")] {
         let mut right = 0;
         for (digit, strokes) in drawn_digits() {
-            let (shown, verdict) = answer_to(&browser, &strokes, scale);
+            let (shown, verdict, waited) = answer_to(&browser, &strokes, scale);
+            waits.push(waited);
             eprintln!("{digit} drawn at {name}: {shown} ({verdict})");
             right += u32::from(shown == digit.to_string() && verdict == "digit");
         }
         eprintln!("drawn at {name}: {right} of 10 read right");
         assert!(right >= 9, "drawn at {name}: {right} of 10 read right");
     }
+    waits.sort_unstable();
+    eprintln!(
+        "pen-up to the final answer over {} drawings: median {} ms, 95th percentile {} ms",
+        waits.len(),
+        waits[waits.len() / 2],
+        waits[waits.len() * 95 / 100]
+    );
     let mut called_digits = Vec::new();
     for (mark, strokes) in drawn_non_digits() {
-        let (shown, verdict) = answer_to(&browser, &strokes, 1.0);
+        let (shown, verdict, _) = answer_to(&browser, &strokes, 1.0);
         eprintln!("{mark}: {shown} ({verdict})");
         match verdict.as_str() {
             "digit" => called_digits.push(format!("{mark} as {shown}")),
