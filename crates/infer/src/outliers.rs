@@ -12,12 +12,11 @@
 //! the threshold that lets 95 % of digits through. [`VerdictShares`] says what a model's
 //! verdicts make of a set of images.
 
-use crate::classify::DigitClassifier;
 use ab_glyph::{Font, FontRef, PxScale};
 use burn::data::dataset::Dataset;
 use data::{MnistDataset, PIXELS};
 use image::{DynamicImage, GrayImage, Luma};
-use model::{ClassifyError, Verdict};
+use model::Verdict;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
@@ -121,30 +120,6 @@ impl fmt::Display for VerdictShares {
             100.0 * self.not_a_digit
         )
     }
-}
-
-/// The verdict the classifier gives each image.
-pub fn verdicts(
-    classifier: &DigitClassifier,
-    images: &[[u8; PIXELS]],
-) -> Result<Vec<Verdict>, ClassifyError> {
-    Ok(classifier
-        .classify(images)?
-        .iter()
-        .map(|prediction| prediction.verdict)
-        .collect())
-}
-
-/// The top probability the classifier gives each image.
-pub fn confidences(
-    classifier: &DigitClassifier,
-    images: &[[u8; PIXELS]],
-) -> Result<Vec<f32>, ClassifyError> {
-    Ok(classifier
-        .classify(images)?
-        .iter()
-        .map(model::Prediction::confidence)
-        .collect())
 }
 
 /// Every image of a dataset (Fashion-MNIST's, say), as the network sees it: they are framed
