@@ -389,9 +389,12 @@ fn arc(center: (f32, f32), radius: f32, from: f32, to: f32) -> Stroke {
         .collect()
 }
 
+/// A straight-sided stroke's corners, in the unit square.
+type Corners = &'static [(f32, f32)];
+
 /// The held-out drawings made of straight strokes, by name: each stroke's corners in the unit
 /// square.
-const STRAIGHT_DRAWINGS: &[(&str, &[&[(f32, f32)]])] = &[
+const STRAIGHT_DRAWINGS: &[(&str, &[Corners])] = &[
     (
         "A",
         &[

@@ -201,7 +201,11 @@ fn score_seeds(cli: &Cli, seeds: &[(u64, PathBuf)]) -> anyhow::Result<()> {
         }
         accuracies.push(evaluation.accuracy);
         let of_kinds = measure_kinds(&classifier, &evaluation, &kinds)?;
-        measured.push((evaluation, of_kinds, real_digits(cli, &classifier)?));
+        measured.push(SeedFigures {
+            evaluation,
+            kinds: of_kinds,
+            real: real_digits(cli, &classifier)?,
+        });
     }
     let spread = infer::Spread::of(&accuracies).context("no seed to score")?;
     print(format_args!(
@@ -371,36 +375,40 @@ fn print_kinds(
     Ok(())
 }
 
+/// One seed's model: its score, its figures for each kind of non-digit, and its verdicts on
+/// pictures of digits.
+struct SeedFigures {
+    evaluation: Evaluation,
+    kinds: Vec<KindFigures>,
+    real: Option<(VerdictShares, usize)>,
+}
+
 /// Over the seeds of a run: the mean of each figure.
-fn print_kind_means(
-    kinds: &[Kind],
-    measured: &[(Evaluation, Vec<KindFigures>, Option<(VerdictShares, usize)>)],
-) -> anyhow::Result<()> {
+fn print_kind_means(kinds: &[Kind], measured: &[SeedFigures]) -> anyhow::Result<()> {
     let seeds = measured.len().max(1) as f64;
-    let mean = |figure: &dyn Fn(
-        &(Evaluation, Vec<KindFigures>, Option<(VerdictShares, usize)>),
-    ) -> f64| { measured.iter().map(figure).sum::<f64>() / seeds };
+    let mean =
+        |figure: &dyn Fn(&SeedFigures) -> f64| measured.iter().map(figure).sum::<f64>() / seeds;
     print(format_args!(
         "mean over {} seeds: {:.2} % of scored digits called a digit, {:.2} % right when called a digit",
         measured.len(),
-        mean(&|(e, _, _)| 100.0 * e.verdict_shares().digit),
-        mean(&|(e, _, _)| e.accuracy_when_digit()),
+        mean(&|seed| 100.0 * seed.evaluation.verdict_shares().digit),
+        mean(&|seed| seed.evaluation.accuracy_when_digit()),
     ))?;
     for (index, (kind, _)) in kinds.iter().enumerate() {
         print(format_args!(
             "  {kind}: AUROC {:.3}, {:.1} % pass where 95 % of digits do; {:.1} % flagged \
              ({:.1} % not a digit, {:.1} % unsure)",
-            mean(&|(_, k, _)| k[index].separation.auroc),
-            mean(&|(_, k, _)| 100.0 * k[index].separation.passed_at_95),
-            mean(&|(_, k, _)| 100.0 * k[index].shares.flagged()),
-            mean(&|(_, k, _)| 100.0 * k[index].shares.not_a_digit),
-            mean(&|(_, k, _)| 100.0 * k[index].shares.unsure),
+            mean(&|seed| seed.kinds[index].separation.auroc),
+            mean(&|seed| 100.0 * seed.kinds[index].separation.passed_at_95),
+            mean(&|seed| 100.0 * seed.kinds[index].shares.flagged()),
+            mean(&|seed| 100.0 * seed.kinds[index].shares.not_a_digit),
+            mean(&|seed| 100.0 * seed.kinds[index].shares.unsure),
         ))?;
     }
-    if measured.iter().all(|(_, _, real)| real.is_some()) && !measured.is_empty() {
+    if measured.iter().all(|seed| seed.real.is_some()) && !measured.is_empty() {
         print(format_args!(
             "  pictures of digits: {:.1} % called a digit",
-            mean(&|(_, _, real)| real.as_ref().map_or(0.0, |(s, _)| 100.0 * s.digit)),
+            mean(&|seed| seed.real.as_ref().map_or(0.0, |(s, _)| 100.0 * s.digit)),
         ))?;
     }
     Ok(())

@@ -335,9 +335,13 @@ fn the_page_names_drawn_digits_and_picked_files() {
     );
 }
 
+/// A drawing's strokes, each the points a pointer passes through, in pixels from the pad's
+/// centre.
+type Drawing = Vec<Vec<(i64, i64)>>;
+
 /// Each digit drawn as people draw it, in pixels from the pad's centre (the pad is 320 px
 /// across): one or more strokes, about 210 px tall.
-fn drawn_digits() -> Vec<(u32, Vec<Vec<(i64, i64)>>)> {
+fn drawn_digits() -> Vec<(u32, Drawing)> {
     let zero: Vec<(i64, i64)> = (0..=16)
         .map(|k| {
             let angle = std::f64::consts::TAU * k as f64 / 16.0;
@@ -437,7 +441,7 @@ fn drawn_digits() -> Vec<(u32, Vec<Vec<(i64, i64)>>)> {
 }
 
 /// Letters, symbols and marks that are no digit, drawn the same way.
-fn drawn_non_digits() -> Vec<(&'static str, Vec<Vec<(i64, i64)>>)> {
+fn drawn_non_digits() -> Vec<(&'static str, Drawing)> {
     let circle = |cx: f64, cy: f64, r: f64| -> Vec<(i64, i64)> {
         (0..=16)
             .map(|k| {
