@@ -124,6 +124,8 @@ pub struct ModelInfo {
     pub config: CnnConfig,
     /// The test accuracy (percent) its run recorded in `summary.json`, when there is one.
     pub test_accuracy: Option<f64>,
+    /// How its answers become verdicts.
+    pub verdict: VerdictRule,
 }
 
 impl ModelSource {
@@ -165,25 +167,33 @@ impl ModelSource {
                 .ok()
                 .and_then(|summary| summary["test_accuracy"].as_f64())
         };
-        let (config, test_accuracy) = match self {
+        let (run, test_accuracy) = match self {
             Self::Shipped => (
-                RunFile::parse(SHIPPED_CONFIG, Path::new(SHIPPED_CONFIG_NAME))?.model,
+                Some(RunFile::parse(
+                    SHIPPED_CONFIG,
+                    Path::new(SHIPPED_CONFIG_NAME),
+                )?),
                 recorded(SHIPPED_SUMMARY),
             ),
             Self::RunDir(dir) => (
-                RunFile::read_in(dir)?.model,
+                Some(RunFile::read_in(dir)?),
                 data::read_text_bounded(&dir.join("summary.json"), data::MAX_TEXT_FILE_BYTES)
                     .ok()
                     .and_then(|text| recorded(&text)),
             ),
-            Self::Weights(_) => (CnnConfig::new(), None),
+            Self::Weights(_) => (None, None),
         };
+        let (config, verdict) = run.map_or_else(
+            || (CnnConfig::new(), VerdictRule::default()),
+            |run| (run.model, run.verdict),
+        );
         Ok(ModelInfo {
             source: self.describe(),
             label: self.label(),
             sha256: self.weights_sha256()?,
             config,
             test_accuracy,
+            verdict,
         })
     }
 }
@@ -453,6 +463,7 @@ mod tests {
         let info = ModelSource::Shipped.info().unwrap();
         assert_eq!(info.config.input_std, 0.3081);
         assert_eq!(info.test_accuracy, Some(99.16));
+        assert_eq!(info.verdict.digit_at_least, 0.485);
         assert_eq!(info.label, "shipped");
         assert_eq!(
             info.sha256,

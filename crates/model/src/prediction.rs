@@ -41,10 +41,10 @@ pub enum Verdict {
 pub struct VerdictRule {
     /// The top probability an image needs to be called a digit, in `[0, 1]` (0: every image
     /// is a digit). Chosen on validation digits, to keep nearly all of them.
-    pub digit_at_least: f32,
+    pub digit_at_least: f64,
     /// What the two likeliest digits need together, short of that, for `unsure` rather than
     /// `not-a-digit`, in `[0, 1]`.
-    pub two_digits_at_least: f32,
+    pub two_digits_at_least: f64,
 }
 
 impl Default for VerdictRule {
@@ -91,9 +91,9 @@ impl VerdictRule {
                 second = p;
             }
         }
-        if first >= self.digit_at_least {
+        if f64::from(first) >= self.digit_at_least {
             Verdict::Digit
-        } else if first + second >= self.two_digits_at_least {
+        } else if f64::from(first + second) >= self.two_digits_at_least {
             Verdict::Unsure
         } else {
             Verdict::NotADigit

@@ -199,7 +199,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /api/model`: which model answers (a label and its SHA-256, no path), its
-/// architecture and its recorded accuracy.
+/// architecture, its recorded accuracy and the thresholds its verdicts come from.
 pub async fn model(State(state): State<Arc<AppState>>) -> Json<Value> {
     let model = state.model();
     Json(json!({
@@ -207,6 +207,7 @@ pub async fn model(State(state): State<Arc<AppState>>) -> Json<Value> {
         "sha256": model.sha256,
         "config": model.config,
         "test_accuracy": model.test_accuracy,
+        "verdict": model.verdict,
     }))
 }
 

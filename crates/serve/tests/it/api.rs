@@ -91,6 +91,7 @@ fn health_and_model_describe_the_service() {
     assert!(model.get("source").is_none(), "{model}");
     assert_eq!(model["config"]["conv1_channels"], 10);
     assert_eq!(model["test_accuracy"], 99.16);
+    assert_eq!(model["verdict"]["digit_at_least"], 0.485);
     let page = client().get(&server.url).call().unwrap();
     let html = page.into_body().read_to_string().unwrap();
     for hook in ["id=\"pad\"", "id=\"clear\"", "id=\"digit\""] {
