@@ -5,7 +5,7 @@ use crate::classify::DigitClassifier;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, FloatDType};
-use model::{Cnn, CnnConfig, VerdictRule, one_line};
+use model::{Cnn, CnnConfig, InferenceConfig, VerdictRule, one_line};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -185,7 +185,7 @@ impl ModelSource {
         };
         let (config, verdict) = run.map_or_else(
             || (CnnConfig::new(), VerdictRule::default()),
-            |run| (run.model, run.verdict),
+            |run| (run.inference.model, run.inference.verdict),
         );
         Ok(ModelInfo {
             source: self.describe(),
@@ -198,19 +198,21 @@ impl ModelSource {
     }
 }
 
-/// What inference reads of a run's `config.toml`: the network's `[model]` section, read
-/// strictly with the one schema training writes it with, how its answers become verdicts,
-/// and where MNIST was.
-#[derive(Debug, Deserialize)]
+/// What inference and evaluation read of a run's `config.toml`: the network and its rule
+/// ([`InferenceConfig`]), and where MNIST was and how the validation split was drawn.
+#[derive(Debug)]
 struct RunFile {
-    #[serde(deserialize_with = "CnnConfig::deserialize_strict")]
-    model: CnnConfig,
-    /// Runs from before verdicts were saved get the default rule.
-    #[serde(default)]
-    verdict: VerdictRule,
-    #[serde(default)]
+    inference: InferenceConfig,
     data: Option<RunData>,
     /// The seed the validation split was drawn with.
+    seed: Option<u64>,
+}
+
+/// The training sections evaluation needs.
+#[derive(Debug, Deserialize)]
+struct TrainingSide {
+    #[serde(default)]
+    data: Option<RunData>,
     #[serde(default)]
     seed: Option<u64>,
 }
@@ -231,11 +233,14 @@ impl RunFile {
             path: path.to_path_buf(),
             reason,
         };
-        let run: Self = toml::from_str(text).map_err(|e| unreadable(one_line(e.message())))?;
-        run.verdict
-            .check()
-            .map_err(|e| unreadable(format!("`verdict`: {e}")))?;
-        Ok(run)
+        let inference = InferenceConfig::parse(text).map_err(unreadable)?;
+        let side: TrainingSide =
+            toml::from_str(text).map_err(|e| unreadable(one_line(e.message())))?;
+        Ok(Self {
+            inference,
+            data: side.data,
+            seed: side.seed,
+        })
     }
 
     /// The `config.toml` of the run in `dir`.
@@ -307,9 +312,14 @@ impl DigitClassifier {
             ),
             ModelSource::Shipped => (
                 load_shipped(&device)?,
-                RunFile::parse(SHIPPED_CONFIG, Path::new(SHIPPED_CONFIG_NAME))?.verdict,
+                RunFile::parse(SHIPPED_CONFIG, Path::new(SHIPPED_CONFIG_NAME))?
+                    .inference
+                    .verdict,
             ),
-            ModelSource::RunDir(dir) => (load_run(dir, &device)?, RunFile::read_in(dir)?.verdict),
+            ModelSource::RunDir(dir) => (
+                load_run(dir, &device)?,
+                RunFile::read_in(dir)?.inference.verdict,
+            ),
         };
         // Weights saved in another precision compute as f32; broken ones are refused here
         // rather than answering NaN for every image.
@@ -330,7 +340,9 @@ impl DigitClassifier {
 }
 
 fn load_shipped(device: &Device) -> Result<Cnn, LoadError> {
-    let config = RunFile::parse(SHIPPED_CONFIG, Path::new(SHIPPED_CONFIG_NAME))?.model;
+    let config = RunFile::parse(SHIPPED_CONFIG, Path::new(SHIPPED_CONFIG_NAME))?
+        .inference
+        .model;
     data::matches_checksum(SHIPPED_CHECKSUM, SHIPPED_MODEL, "model.bpk.sha256").map_err(
         |error| LoadError::Unreadable {
             path: SHIPPED_MODEL_NAME.into(),
@@ -356,7 +368,7 @@ fn load_shipped(device: &Device) -> Result<Cnn, LoadError> {
 fn load_run(dir: &Path, device: &Device) -> Result<Cnn, LoadError> {
     let config_path = dir.join("config.toml");
     let record_path = dir.join("model.bpk");
-    let config = RunFile::read_in(dir)?.model;
+    let config = RunFile::read_in(dir)?.inference.model;
     // Anything there that is not a file (a directory, say) is named as what it is below.
     if !record_path.exists() {
         return Err(LoadError::Missing {
@@ -414,7 +426,7 @@ mod tests {
     #[test]
     fn the_shipped_config_is_read_with_the_models_schema() {
         let run = RunFile::parse(SHIPPED_CONFIG, Path::new(SHIPPED_CONFIG_NAME)).unwrap();
-        assert_eq!(run.model.validate(), Ok(()));
+        assert_eq!(run.inference.model.validate(), Ok(()));
         assert_eq!(
             run.data.unwrap().dir,
             PathBuf::from(data::DEFAULT_MNIST_DIR)
@@ -428,9 +440,9 @@ mod tests {
             Path::new("c.toml"),
         )
         .unwrap();
-        assert_eq!(run.verdict.digit_at_least, 0.7);
+        assert_eq!(run.inference.verdict.digit_at_least, 0.7);
         let old = RunFile::parse("[model]\n", Path::new("c.toml")).unwrap();
-        assert_eq!(old.verdict, VerdictRule::default());
+        assert_eq!(old.inference.verdict, VerdictRule::default());
         for text in [
             "[model]\n[verdict]\ndigit_at_least = 7.0\n",
             "[model]\n[verdict]\ndigit_at_lest = 0.7\n",
@@ -483,7 +495,7 @@ mod tests {
     fn other_sections_are_trainings_and_left_alone() {
         let text = "seed = 4\n[model]\n[optimizer]\nlearning_rate = 0.01\n[data]\ndir = 'x'\n";
         let run = RunFile::parse(text, Path::new("config.toml")).unwrap();
-        assert_eq!(run.model, CnnConfig::new());
+        assert_eq!(run.inference.model, CnnConfig::new());
         assert_eq!(run.data.unwrap().dir, PathBuf::from("x"));
     }
 

@@ -1,7 +1,7 @@
 //! [`CnnConfig`]: the one schema of the network, as code builds it and as the `[model]`
 //! section of a run's `config.toml` writes it.
 
-use crate::{Cnn, IMAGE_SIDE, InputNorm, one_line};
+use crate::{Cnn, IMAGE_SIDE, InputNorm, VerdictRule, one_line};
 use burn::nn::LinearConfig;
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::MaxPool2dConfig;
@@ -217,6 +217,33 @@ pub struct InvalidModelConfig {
     pub key: &'static str,
     /// Why the value cannot be used.
     pub reason: String,
+}
+
+/// What inference reads of a run's `config.toml`, on the host and in a browser alike: the
+/// network's `[model]` section, read strictly, and the `[verdict]` rule its answers are
+/// judged by (runs from before rules were saved get the default). The other sections are
+/// training's.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(crate = "burn::serde")]
+pub struct InferenceConfig {
+    /// The network.
+    #[serde(deserialize_with = "CnnConfig::deserialize_strict")]
+    pub model: CnnConfig,
+    /// How its answers become verdicts.
+    #[serde(default)]
+    pub verdict: VerdictRule,
+}
+
+impl InferenceConfig {
+    /// Reads a run's `config.toml` text, checking the rule; the error is one line, without
+    /// the file's name.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let read: Self = toml::from_str(text).map_err(|e| one_line(e.message()))?;
+        read.verdict
+            .check()
+            .map_err(|reason| format!("`verdict`: {reason}"))?;
+        Ok(read)
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ mod simd;
 mod test_support;
 
 pub use backend::{BackendError, BackendKind, ReadyDevice, UnknownBackend};
-pub use config::{CnnConfig, InvalidModelConfig, MAX_PARAMETERS};
+pub use config::{CnnConfig, InferenceConfig, InvalidModelConfig, MAX_PARAMETERS};
 #[cfg(not(target_arch = "wasm32"))]
 pub use interchange::{InterchangeError, WeightsFormat, pytorch_name};
 pub use prediction::{ClassifyError, Prediction, PredictionJson, Verdict, VerdictRule};

@@ -11,8 +11,8 @@ use base64::Engine;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, FloatDType};
-use model::{Cnn, CnnConfig, Prediction, PredictionJson, VerdictRule};
-use serde::{Deserialize, Serialize};
+use model::{Cnn, InferenceConfig, Prediction, PredictionJson, VerdictRule};
+use serde::Serialize;
 use std::path::Path;
 use wasm_bindgen::prelude::*;
 
@@ -31,16 +31,6 @@ pub enum WebError {
     /// The network's output could not be read.
     #[error(transparent)]
     Classify(#[from] model::ClassifyError),
-}
-
-/// What the page reads of a run's `config.toml`: the network's `[model]` section, with the
-/// model's strict schema, and its `[verdict]` rule (the other sections are training's).
-#[derive(Deserialize)]
-struct RunConfig {
-    #[serde(deserialize_with = "CnnConfig::deserialize_strict")]
-    model: CnnConfig,
-    #[serde(default)]
-    verdict: VerdictRule,
 }
 
 /// One image's answer: the server's `/api/classify` JSON.
@@ -81,16 +71,13 @@ impl OnDevice {
 impl OnDevice {
     /// [`OnDevice::new`] with a Rust error.
     pub fn load(config: &str, record: Vec<u8>) -> Result<Self, WebError> {
-        let RunConfig {
+        let InferenceConfig {
             model: config,
             verdict: rule,
-        } = toml::from_str::<RunConfig>(config)
-            .map_err(|e| WebError::Config(model::one_line(e.message())))?;
+        } = InferenceConfig::parse(config).map_err(WebError::Config)?;
         config
             .validate()
             .map_err(|e| WebError::Config(e.to_string()))?;
-        rule.check()
-            .map_err(|e| WebError::Config(format!("`verdict`: {e}")))?;
         let device = Device::flex();
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(record))
             .map_err(|e| WebError::Record(model::one_line(&e.to_string())))?;
