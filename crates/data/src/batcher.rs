@@ -91,7 +91,7 @@ fn stream(seed: u64, batch: u64, position: u64) -> StdRng {
 }
 
 /// Distorts each image into its slot of `inputs`, in parallel, each from its own stream
-/// (`first_stream` plus its place), so threads cannot change the draws.
+/// (the seed, the batch number and its place), so threads cannot change the draws.
 fn distorted(
     augmentation: &Augmentation,
     images: &[&[u8; PIXELS]],
@@ -147,10 +147,10 @@ impl Augmenter {
     /// Batch `batch`'s outliers, as network inputs `[count, 1, 28, 28]`.
     fn outliers(&self, batch: u64, device: &Device) -> Option<Tensor<4>> {
         let (pool, count) = self.outliers.as_ref()?;
-        let mut rng = stream(self.seed ^ OUTLIER_STREAMS, batch, 0xFFFF);
+        let seed = self.seed ^ OUTLIER_STREAMS;
+        let mut rng = stream(seed, batch, 0xFFFF);
         let chosen: Vec<&[u8; PIXELS]> = (0..*count).filter_map(|_| pool.draw(&mut rng)).collect();
         let mut inputs = vec![0.0; chosen.len() * PIXELS];
-        let seed = self.seed ^ OUTLIER_STREAMS;
         distorted(&self.augmentation, &chosen, seed, batch, &mut inputs);
         Some(Tensor::from_data(
             TensorData::new(inputs, [chosen.len(), 1, IMAGE_SIDE, IMAGE_SIDE]),

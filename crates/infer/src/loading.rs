@@ -310,16 +310,8 @@ impl DigitClassifier {
                 Cnn::load_pytorch_weights(path, &device)?,
                 VerdictRule::default(),
             ),
-            ModelSource::Shipped => (
-                load_shipped(&device)?,
-                RunFile::parse(SHIPPED_CONFIG, Path::new(SHIPPED_CONFIG_NAME))?
-                    .inference
-                    .verdict,
-            ),
-            ModelSource::RunDir(dir) => (
-                load_run(dir, &device)?,
-                RunFile::read_in(dir)?.inference.verdict,
-            ),
+            ModelSource::Shipped => load_shipped(&device)?,
+            ModelSource::RunDir(dir) => load_run(dir, &device)?,
         };
         // Weights saved in another precision compute as f32; broken ones are refused here
         // rather than answering NaN for every image.
@@ -339,10 +331,12 @@ impl DigitClassifier {
     }
 }
 
-fn load_shipped(device: &Device) -> Result<Cnn, LoadError> {
-    let config = RunFile::parse(SHIPPED_CONFIG, Path::new(SHIPPED_CONFIG_NAME))?
-        .inference
-        .model;
+/// The shipped network and its verdict rule, from one reading of its config.
+fn load_shipped(device: &Device) -> Result<(Cnn, VerdictRule), LoadError> {
+    let InferenceConfig {
+        model: config,
+        verdict,
+    } = RunFile::parse(SHIPPED_CONFIG, Path::new(SHIPPED_CONFIG_NAME))?.inference;
     data::matches_checksum(SHIPPED_CHECKSUM, SHIPPED_MODEL, "model.bpk.sha256").map_err(
         |error| LoadError::Unreadable {
             path: SHIPPED_MODEL_NAME.into(),
@@ -356,19 +350,24 @@ fn load_shipped(device: &Device) -> Result<Cnn, LoadError> {
                 reason: e.to_string(),
             }
         })?;
-    build(
+    let cnn = build(
         &config,
         record,
         SHIPPED_MODEL_NAME,
         SHIPPED_CONFIG_NAME,
         device,
-    )
+    )?;
+    Ok((cnn, verdict))
 }
 
-fn load_run(dir: &Path, device: &Device) -> Result<Cnn, LoadError> {
+/// The run's network and its verdict rule, from one reading of its `config.toml`.
+fn load_run(dir: &Path, device: &Device) -> Result<(Cnn, VerdictRule), LoadError> {
     let config_path = dir.join("config.toml");
     let record_path = dir.join("model.bpk");
-    let config = RunFile::read_in(dir)?.inference.model;
+    let InferenceConfig {
+        model: config,
+        verdict,
+    } = RunFile::read_in(dir)?.inference;
     // Anything there that is not a file (a directory, say) is named as what it is below.
     if !record_path.exists() {
         return Err(LoadError::Missing {
@@ -390,13 +389,14 @@ fn load_run(dir: &Path, device: &Device) -> Result<Cnn, LoadError> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| unreadable(e.to_string()))?;
     let (record_name, config_name) = (record_path.display(), config_path.display());
-    build(
+    let cnn = build(
         &config,
         record,
         &record_name.to_string(),
         &config_name.to_string(),
         device,
-    )
+    )?;
+    Ok((cnn, verdict))
 }
 
 /// The network `config` describes, with the weights of `record`.

@@ -84,10 +84,7 @@ impl Classifier {
         let kept = ((images as f32 * self.backprop_fraction).ceil() as usize).clamp(1, images);
         let mask = hardest(&losses, kept);
         let selected = losses.clone().mul(mask).sum().div_scalar(kept as f64);
-        let grads = match exposure {
-            Some(term) => selected.add(term).backward(),
-            None => selected.backward(),
-        };
+        let grads = with_exposure(selected, exposure).backward();
         let output =
             ClassificationOutput::new(losses.detach().mean(), logits.detach(), batch.targets);
         TrainOutput::new(self, grads, output)
@@ -104,10 +101,7 @@ impl TrainStep for Classifier {
         }
         let (logits, exposure) = self.forward(batch.images, batch.outliers);
         let output = Self::scored(logits, batch.targets);
-        let grads = match exposure {
-            Some(term) => output.loss.clone().add(term).backward(),
-            None => output.loss.backward(),
-        };
+        let grads = with_exposure(output.loss.clone(), exposure).backward();
         TrainOutput::new(self, grads, output)
     }
 }
@@ -119,6 +113,15 @@ impl InferenceStep for Classifier {
     /// Scored as `eval` scores a model: the mean cross-entropy.
     fn step(&self, batch: MnistBatch) -> ClassificationOutput {
         Self::scored(self.cnn.forward(batch.images), batch.targets)
+    }
+}
+
+/// The loss a step descends: the digits' `loss`, plus the outliers' term when the batch has
+/// one.
+fn with_exposure(loss: Tensor<1>, exposure: Option<Tensor<1>>) -> Tensor<1> {
+    match exposure {
+        Some(term) => loss.add(term),
+        None => loss,
     }
 }
 
