@@ -19,6 +19,7 @@ mod input;
 #[cfg(not(target_arch = "wasm32"))]
 mod mnist;
 mod preprocess;
+pub mod stroke;
 
 pub use augment::Augmentation;
 #[cfg(not(target_arch = "wasm32"))]
@@ -39,7 +40,7 @@ pub use mnist::{
 };
 pub use preprocess::{
     MAX_PIXELS, PreprocessError, decoding_cost, preprocess_bytes, preprocess_image,
-    preprocessed_png, to_mnist,
+    preprocessed_png, to_mnist, to_mnist_keeping_stroke,
 };
 
 /// Pixels in one 28×28 image.

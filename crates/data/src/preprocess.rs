@@ -4,9 +4,12 @@
 //! longer side is 20 px (aspect ratio kept, anti-aliased), and placed in a 28×28 field so its
 //! centre of mass is at the centre. Photos, scans and canvas exports are first brought to that
 //! form: transparency flattened onto the paper, grey, ink made bright on dark, and the paper
-//! pushed to black with a threshold found by Otsu's method.
+//! pushed to black with a threshold found by Otsu's method. A stroke far thicker or thinner
+//! than MNIST's for the digit's size (a small digit in a broad pen, a big one in a fine pen) is
+//! brought to MNIST's first: see [`crate::stroke`].
 
 use crate::PIXELS;
+use crate::stroke::{self, InkBox};
 use image::metadata::Orientation;
 use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use model::IMAGE_SIDE;
@@ -116,7 +119,7 @@ pub fn preprocess_bytes(bytes: &[u8], path: &Path) -> Result<[u8; PIXELS], Prepr
     if width == 0 || height == 0 {
         return Err(decode(format!("it has no pixels ({width}×{height})")));
     }
-    grey_to_mnist(grey).ok_or_else(|| PreprocessError::NoInk {
+    grey_to_mnist(grey, true).ok_or_else(|| PreprocessError::NoInk {
         path: path.to_path_buf(),
     })
 }
@@ -214,19 +217,46 @@ fn upright(grey: GrayImage, orientation: Orientation) -> GrayImage {
 
 /// The whole recipe on a decoded image; `None` when there is no ink to find.
 pub fn to_mnist(image: &DynamicImage) -> Option<[u8; PIXELS]> {
-    grey_to_mnist(flatten_to_grey(image))
+    grey_to_mnist(flatten_to_grey(image), true)
 }
 
-/// The recipe from grey levels on: find the ink, crop, scale and centre it.
-fn grey_to_mnist(grey: GrayImage) -> Option<[u8; PIXELS]> {
+/// [`to_mnist`] with the stroke scaled as it is, however thick or thin: what the recipe gave
+/// before it corrected strokes, kept to measure what that correction gains.
+pub fn to_mnist_keeping_stroke(image: &DynamicImage) -> Option<[u8; PIXELS]> {
+    grey_to_mnist(flatten_to_grey(image), false)
+}
+
+/// The recipe from grey levels on: find the ink, crop, correct its stroke, scale and centre
+/// it.
+fn grey_to_mnist(grey: GrayImage, correct_stroke: bool) -> Option<[u8; PIXELS]> {
     // A decoder may hand over an image with no rows or columns (found by fuzzing).
     if grey.width() == 0 || grey.height() == 0 {
         return None;
     }
     let (ink, threshold) = ink_intensity(grey)?;
     let ink_box = ink_bounds(&ink, threshold)?;
-    let digit = scale_to_box(&ink, ink_box);
+    let digit = correct_stroke
+        .then(|| stroke_corrected(&ink, threshold, ink_box))
+        .flatten()
+        .unwrap_or_else(|| scale_to_side(&ink, ink_box, DIGIT_BOX));
     Some(centre_by_mass(&digit))
+}
+
+/// The ink box scaled into the digit box after its stroke is thinned or thickened to MNIST's
+/// share of the box; `None` when the stroke is in MNIST's usual band (or no ink would be left).
+/// The correction runs at [`stroke::WORKING_SIDE`] pixels, whatever the picture's size.
+fn stroke_corrected(ink: &GrayImage, threshold: u8, ink_box: InkBox) -> Option<GrayImage> {
+    let relative = stroke::relative_width(ink, threshold, ink_box)?;
+    let thick = relative > stroke::MNIST_RELATIVE_WIDTH;
+    // A thick stroke survives averaging; a hairline keeps its strength only in block maxima.
+    let working = match thick {
+        true => scale_to_side(ink, ink_box, stroke::WORKING_SIDE),
+        false => stroke::max_reduced(ink, ink_box),
+    };
+    let radius = stroke::correction(relative, working.width().max(working.height()))?;
+    let corrected = stroke::morph(&working, radius.unsigned_abs(), thick);
+    let corrected_box = ink_bounds(&corrected, threshold)?;
+    Some(scale_to_side(&corrected, corrected_box, DIGIT_BOX))
 }
 
 /// Ink intensity (0 = paper, 255 = strongest ink) and the Otsu threshold between paper and
@@ -423,7 +453,7 @@ fn otsu(histogram: &[u64; 256]) -> u8 {
 
 /// The box holding the ink (pixels above `threshold`), ignoring the sparse rows and columns
 /// that specks of noise produce: 0.5 % of the ink mass is trimmed from each side.
-fn ink_bounds(ink: &GrayImage, threshold: u8) -> Option<(u32, u32, u32, u32)> {
+fn ink_bounds(ink: &GrayImage, threshold: u8) -> Option<InkBox> {
     let width = ink.width() as usize;
     let mut rows = Vec::with_capacity(ink.height() as usize);
     // A row or column holds at most 16,384 pixels of 255: its mass fits in a u32 and the
@@ -467,14 +497,14 @@ fn cumulative_index<'a>(values: impl Iterator<Item = &'a u64>, cut: u64) -> Opti
     None
 }
 
-/// Scales the ink box `(x0, y0, x1, y1)` (inclusive) of `ink` so its longer side is
-/// [`DIGIT_BOX`] pixels, keeping the aspect ratio.
-fn scale_to_box(ink: &GrayImage, (x0, y0, x1, y1): (u32, u32, u32, u32)) -> GrayImage {
+/// Scales the ink box `(x0, y0, x1, y1)` (inclusive) of `ink` so its longer side is `side`
+/// pixels, keeping the aspect ratio.
+fn scale_to_side(ink: &GrayImage, (x0, y0, x1, y1): InkBox, side: u32) -> GrayImage {
     use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images};
     let (w, h) = (x1 - x0 + 1, y1 - y0 + 1);
-    let scale = DIGIT_BOX as f32 / w.max(h) as f32;
-    let new_w = ((w as f32 * scale).round() as u32).clamp(1, DIGIT_BOX);
-    let new_h = ((h as f32 * scale).round() as u32).clamp(1, DIGIT_BOX);
+    let scale = side as f32 / w.max(h) as f32;
+    let new_w = ((w as f32 * scale).round() as u32).clamp(1, side);
+    let new_h = ((h as f32 * scale).round() as u32).clamp(1, side);
     let source = images::ImageRef::new(ink.width(), ink.height(), ink.as_raw(), PixelType::U8)
         .expect("a grey image is one byte per pixel");
     let mut scaled = images::Image::new(new_w, new_h, PixelType::U8);
@@ -875,6 +905,50 @@ mod tests {
             preprocess_bytes(&png, Path::new("stored.png")).unwrap(),
             expected
         );
+    }
+
+    /// A 0 as a dark ring on a white 240-pixel picture: `across` pixels wide, its pen
+    /// `pen` pixels wide.
+    fn ring_picture(across: f64, pen: f64) -> DynamicImage {
+        let outer = across / 2.0;
+        DynamicImage::ImageLuma8(GrayImage::from_fn(240, 240, |x, y| {
+            let d = (f64::from(x) - 120.0).hypot(f64::from(y) - 120.0);
+            Luma([if d <= outer && d > outer - pen {
+                0
+            } else {
+                255
+            }])
+        }))
+    }
+
+    /// Stroke width as a share of the ink box, of a preprocessed 28×28 input, its ink taken
+    /// at half its brightest (a hairline scaled down is faint).
+    fn stroke_share(pixels: &[u8; PIXELS]) -> f64 {
+        let image = GrayImage::from_raw(28, 28, pixels.to_vec()).unwrap();
+        let half = pixels.iter().max().unwrap() / 2;
+        let ink_box = ink_bounds(&image, half).unwrap();
+        stroke::relative_width(&image, half, ink_box).unwrap()
+    }
+
+    #[test]
+    fn strokes_far_from_mnists_are_brought_toward_it() {
+        let mnist = stroke::MNIST_RELATIVE_WIDTH;
+        // A small 0 in a broad pen (a third of its size), a large one in a fine pen.
+        for (across, pen) in [(42.0, 14.0), (200.0, 2.0)] {
+            let picture = ring_picture(across, pen);
+            let corrected = stroke_share(&to_mnist(&picture).unwrap());
+            let kept = stroke_share(&to_mnist_keeping_stroke(&picture).unwrap());
+            assert!(
+                (corrected - mnist).abs() < 0.5 * (kept - mnist).abs(),
+                "a {across}-px 0 in a {pen}-px pen: share {corrected:.3}, {kept:.3} kept"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stroke_like_mnists_is_scaled_as_it_is() {
+        let picture = ring_picture(160.0, 18.0);
+        assert_eq!(to_mnist(&picture), to_mnist_keeping_stroke(&picture));
     }
 
     fn crc32(bytes: &[u8]) -> u32 {

@@ -16,6 +16,7 @@ mod loading;
 pub mod onnx;
 pub mod outliers;
 pub mod output;
+pub mod pens;
 mod seeds;
 
 pub use classify::DigitClassifier;

@@ -7,7 +7,7 @@ use clap::Parser;
 use data::{MnistDataset, PIXELS, Split};
 use infer::cli::{BackendArgs, DEFAULT_RUN_DIR, RUN_DIR_FLAG, RUN_DIR_FORMER_FLAG};
 use infer::outliers::{Separation, VerdictShares};
-use infer::{DigitClassifier, Evaluation, ModelSource, figures};
+use infer::{DigitClassifier, Evaluation, ModelSource, figures, pens};
 
 /// A line on stdout; a write that fails is this command's error.
 fn print(line: impl std::fmt::Display) -> anyhow::Result<()> {
@@ -62,6 +62,11 @@ struct Cli {
     /// `infer` searches folders) are still called a digit.
     #[arg(long, value_name = "DIR")]
     real_digits: Option<PathBuf>,
+    /// Also classify the first N scored digits [default: 1000] redrawn with other pens, from a
+    /// fine pen to a marker, through the preprocessing any picture takes, and scaled with
+    /// their stroke kept as it is: each pen's accuracy, and what the stroke correction gains.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1000")]
+    pens: Option<usize>,
     /// Score the validation split the run held out (`data.validation_images`) instead of the
     /// test set, and print the `verdict.digit_at_least` that keeps 99.5 %, 99 % and 98 % of
     /// its digits: thresholds are chosen here, never on the test set.
@@ -132,6 +137,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let figures_of_kinds = measure_kinds(&classifier, &evaluation, &kinds)?;
     let real = real_digits(&cli, &classifier)?;
     print_kinds(&evaluation, &kinds, &figures_of_kinds, real.as_ref())?;
+    let pen_sets = pen_sets(&cli, &test);
+    print_pens(&pen_sets, &[pens::measure(&classifier, &pen_sets)?])?;
     if let Some(path) = &cli.predictions {
         write_predictions(&evaluation, path)?;
     }
@@ -179,9 +186,11 @@ fn score_seeds(cli: &Cli, seeds: &[(u64, PathBuf)]) -> anyhow::Result<()> {
     let mut accuracies = Vec::with_capacity(seeds.len());
     let kinds = outlier_kinds(cli)?;
     let mut measured = Vec::with_capacity(seeds.len());
+    let mut pen_figures = Vec::with_capacity(seeds.len());
     // The seeds of one recipe read one MNIST: it is loaded (and checksummed) again only for
     // a seed whose run read another.
     let mut test: Option<(PathBuf, MnistDataset)> = None;
+    let mut pen_sets_of_first: Option<Vec<pens::PenSet>> = None;
     for (seed, dir) in seeds {
         let source = ModelSource::RunDir(dir.clone());
         let classifier = DigitClassifier::load(&source, ready.device.clone())
@@ -189,6 +198,8 @@ fn score_seeds(cli: &Cli, seeds: &[(u64, PathBuf)]) -> anyhow::Result<()> {
             .with_shifted_copies(cli.tta.tta);
         let (loaded, dataset) = seed_images(cli, dir, test.take())?;
         let evaluation = Evaluation::run(&classifier, &dataset)?;
+        let pen_sets = pen_sets_of_first.get_or_insert_with(|| pen_sets(cli, &dataset));
+        pen_figures.push(pens::measure(&classifier, pen_sets)?);
         test = Some((loaded, dataset));
         print(format_args!(
             "seed {seed}: {} accuracy {:.2}% (loss {:.4})",
@@ -213,7 +224,48 @@ fn score_seeds(cli: &Cli, seeds: &[(u64, PathBuf)]) -> anyhow::Result<()> {
         scored_name(cli),
         seeds.len()
     ))?;
-    print_kind_means(&kinds, &measured)
+    print_kind_means(&kinds, &measured)?;
+    print_pens(&pen_sets_of_first.unwrap_or_default(), &pen_figures)
+}
+
+/// `--pens`: the scored digits redrawn with each pen, from the first `N` of `scored`.
+fn pen_sets(cli: &Cli, scored: &MnistDataset) -> Vec<pens::PenSet> {
+    cli.pens
+        .map_or_else(Vec::new, |count| pens::pen_sets(scored, count))
+}
+
+/// Each pen's figures, as the mean over the models scored (one per seed).
+fn print_pens(sets: &[pens::PenSet], per_model: &[Vec<pens::PenFigures>]) -> anyhow::Result<()> {
+    if sets.is_empty() || per_model.is_empty() {
+        return Ok(());
+    }
+    let models = per_model.len() as f64;
+    print(format_args!(
+        "\ndigits redrawn with other pens ({} each{})",
+        burn::data::dataset::Dataset::len(&sets[0].corrected),
+        if per_model.len() > 1 {
+            format!("; mean over {} seeds", per_model.len())
+        } else {
+            String::new()
+        }
+    ))?;
+    for (index, set) in sets.iter().enumerate() {
+        let mean = |figure: fn(&pens::PenFigures) -> f64| {
+            per_model
+                .iter()
+                .map(|figures| figure(&figures[index]))
+                .sum::<f64>()
+                / models
+        };
+        let figures = pens::PenFigures {
+            accuracy: mean(|f| f.accuracy),
+            called_digit: mean(|f| f.called_digit),
+            accuracy_keeping_stroke: mean(|f| f.accuracy_keeping_stroke),
+            called_digit_keeping_stroke: mean(|f| f.called_digit_keeping_stroke),
+        };
+        print(format_args!("  {}: {figures}", set.pen.name))?;
+    }
+    Ok(())
 }
 
 /// The images to score the seed's run in `dir` on, and the folder they came from: the test
