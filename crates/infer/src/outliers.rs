@@ -253,7 +253,7 @@ fn ink_segment(canvas: &mut GrayImage, a: (f32, f32), b: (f32, f32), radius: f32
 }
 
 /// `count` random scribbles drawn from `seed`: tangles, scattered strokes, dots, blobs,
-/// hatching, jagged outlines and figures of straight strokes, with pens from thin to thick. None is a single line or a
+/// hatching and jagged outlines, with pens from thin to thick. None is a single line or a
 /// round loop, the marks a 1 or a 0 is made of.
 pub fn scribbles(count: usize, seed: u64) -> Vec<[u8; PIXELS]> {
     (0..count as u64)
@@ -269,7 +269,7 @@ pub fn scribbles(count: usize, seed: u64) -> Vec<[u8; PIXELS]> {
 /// One random scribble and its pen's width in pixels.
 fn scribble(rng: &mut StdRng) -> (Vec<Stroke>, f32) {
     let pen = rng.random_range(8.0..32.0);
-    match rng.random_range(0..7) {
+    match rng.random_range(0..6) {
         // A tangle: one stroke through many random points.
         0 => (
             vec![(0..rng.random_range(6..14)).map(|_| spot(rng)).collect()],
@@ -286,28 +286,8 @@ fn scribble(rng: &mut StdRng) -> (Vec<Stroke>, f32) {
         // A blob: a short stroke of a very thick pen.
         3 => (vec![short_stroke(rng, 0.15)], rng.random_range(50.0..120.0)),
         4 => (hatching(rng), pen),
-        5 => (vec![star(rng)], pen),
-        _ => (grid_figure(rng), pen),
+        _ => (vec![star(rng)], pen),
     }
-}
-
-/// Three to five straight strokes between points of a jittered 3×3 grid, each stroke joining
-/// two points, as letters and symbols are built (E, H, K, N, X, #, arrows, boxes).
-fn grid_figure(rng: &mut StdRng) -> Vec<Stroke> {
-    let point = |rng: &mut StdRng, i: usize| {
-        let jitter = |rng: &mut StdRng| rng.random_range(-0.04..0.04);
-        (
-            0.2 + 0.3 * (i % 3) as f32 + jitter(rng),
-            0.15 + 0.35 * (i / 3) as f32 + jitter(rng),
-        )
-    };
-    (0..rng.random_range(3..6))
-        .map(|_| {
-            let from = rng.random_range(0..9);
-            let to = (from + rng.random_range(1..9)) % 9;
-            vec![point(rng, from), point(rng, to)]
-        })
-        .collect()
 }
 
 /// A random point away from the canvas's edges.
