@@ -20,6 +20,9 @@ pub const PIXELS_INPUT: &str = "input";
 pub const IMAGES_INPUT: &str = "image";
 /// The output: each image's ten probabilities.
 pub const OUTPUT: &str = "probabilities";
+/// The output: each image's verdict (`digit`, `unsure` or `not-a-digit`), as `/api/classify`
+/// gives it.
+pub const VERDICT_OUTPUT: &str = "verdict";
 /// Most images in one inference request.
 pub const MAX_IMAGES: usize = 64;
 /// The header that splits a body into its JSON and its binary tensors.
@@ -75,7 +78,10 @@ pub async fn model_metadata(
             {"name": PIXELS_INPUT, "datatype": "FP32", "shape": [-1, 1, 28, 28]},
             {"name": IMAGES_INPUT, "datatype": "BYTES", "shape": [-1]},
         ],
-        "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, 10]}],
+        "outputs": [
+            {"name": OUTPUT, "datatype": "FP32", "shape": [-1, 10]},
+            {"name": VERDICT_OUTPUT, "datatype": "BYTES", "shape": [-1]},
+        ],
     })))
 }
 
@@ -142,6 +148,16 @@ pub async fn infer(
     let [input] = request.inputs.as_slice() else {
         return Err(ApiError::bad_request("give exactly one input tensor"));
     };
+    if let Some(unknown) = request
+        .outputs
+        .iter()
+        .find(|output| ![OUTPUT, VERDICT_OUTPUT].contains(&output.name.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "unknown output `{}`: ask for `{OUTPUT}` or `{VERDICT_OUTPUT}`",
+            unknown.name
+        )));
+    }
     let data = input_bytes(input, binary)?;
     let images = match (input.name.as_str(), input.datatype.as_str()) {
         (PIXELS_INPUT, "FP32") => pixels_from_floats(input, data)?,
@@ -154,11 +170,7 @@ pub async fn infer(
         }
     };
     let predictions = state.queue.classify_all(&images).await??;
-    let probabilities: Vec<f32> = predictions
-        .iter()
-        .flat_map(|p| p.probabilities.iter().copied())
-        .collect();
-    Ok(answer(&name, &request, &probabilities, predictions.len()))
+    Ok(answer(&name, &request, &predictions))
 }
 
 /// The JSON part's length, when the body carries binary tensors after it.
@@ -337,8 +349,12 @@ async fn decode_images(
     Ok(images)
 }
 
-/// The response: the probabilities as JSON, or as binary when the client asked for it.
-fn answer(name: &str, request: &InferRequest, probabilities: &[f32], count: usize) -> Response {
+/// The response: the outputs asked for (both when none is named), the probabilities as JSON
+/// or, when the client asked for it, as binary; the verdicts as JSON strings.
+fn answer(name: &str, request: &InferRequest, predictions: &[model::Prediction]) -> Response {
+    let wanted = |output: &str| {
+        request.outputs.is_empty() || request.outputs.iter().any(|asked| asked.name == output)
+    };
     let binary = request
         .outputs
         .iter()
@@ -346,29 +362,41 @@ fn answer(name: &str, request: &InferRequest, probabilities: &[f32], count: usiz
         .and_then(|output| output.parameters.binary_data)
         .or(request.parameters.binary_data_output)
         .unwrap_or(false);
-    let mut output = json!({
-        "name": OUTPUT,
-        "datatype": "FP32",
-        "shape": [count, 10],
-    });
-    let mut body = json!({
-        "model_name": name,
-        "outputs": [],
-    });
+    let probabilities: Vec<f32> = predictions
+        .iter()
+        .flat_map(|p| p.probabilities.iter().copied())
+        .collect();
+    let mut outputs = Vec::new();
+    let mut binary_part = Vec::new();
+    if wanted(OUTPUT) {
+        let mut output =
+            json!({"name": OUTPUT, "datatype": "FP32", "shape": [predictions.len(), 10]});
+        match binary {
+            true => {
+                binary_part = probabilities.iter().flat_map(|p| p.to_le_bytes()).collect();
+                output["parameters"] = json!({ "binary_data_size": binary_part.len() });
+            }
+            false => output["data"] = json!(probabilities),
+        }
+        outputs.push(output);
+    }
+    if wanted(VERDICT_OUTPUT) {
+        let verdicts: Vec<model::Verdict> = predictions.iter().map(|p| p.verdict).collect();
+        outputs.push(json!({
+            "name": VERDICT_OUTPUT, "datatype": "BYTES", "shape": [predictions.len()],
+            "data": verdicts,
+        }));
+    }
+    let mut body = json!({"model_name": name, "outputs": outputs});
     if let Some(id) = &request.id {
         body["id"] = json!(id);
     }
-    if !binary {
-        output["data"] = json!(probabilities);
-        body["outputs"] = json!([output]);
+    if !(binary && wanted(OUTPUT)) {
         return Json(body).into_response();
     }
-    let bytes: Vec<u8> = probabilities.iter().flat_map(|p| p.to_le_bytes()).collect();
-    output["parameters"] = json!({ "binary_data_size": bytes.len() });
-    body["outputs"] = json!([output]);
     let mut payload = body.to_string().into_bytes();
     let json_length = payload.len();
-    payload.extend(bytes);
+    payload.extend(binary_part);
     let mut response = payload.into_response();
     let headers = response.headers_mut();
     headers.insert(

@@ -9,13 +9,7 @@ use serde_json::{Value, json};
 
 /// `/api/classify`'s answer for `file`: its probabilities, and the 28×28 pixels it saw.
 fn api_answer(server: &Server, file: &std::path::Path) -> (Vec<f64>, Vec<u8>) {
-    let response = client()
-        .post(format!("{}/api/classify", server.url))
-        .header("Content-Type", "application/octet-stream")
-        .send(&std::fs::read(file).unwrap()[..])
-        .unwrap();
-    let answer: Value =
-        serde_json::from_str(&response.into_body().read_to_string().unwrap()).unwrap();
+    let answer = api_answer_json(server, file);
     let png = base64::engine::general_purpose::STANDARD
         .decode(answer["preprocessed"].as_str().unwrap())
         .unwrap();
@@ -27,6 +21,16 @@ fn api_answer(server: &Server, file: &std::path::Path) -> (Vec<f64>, Vec<u8>) {
         .map(|p| p.as_f64().unwrap())
         .collect();
     (probabilities, pixels)
+}
+
+/// `/api/classify`'s JSON answer for `file`.
+fn api_answer_json(server: &Server, file: &std::path::Path) -> Value {
+    let response = client()
+        .post(format!("{}/api/classify", server.url))
+        .header("Content-Type", "application/octet-stream")
+        .send(&std::fs::read(file).unwrap()[..])
+        .unwrap();
+    serde_json::from_str(&response.into_body().read_to_string().unwrap()).unwrap()
 }
 
 /// POSTs `body` to the model's infer endpoint; the status, headers and body.
@@ -70,6 +74,7 @@ fn metadata_and_health_describe_the_model() {
     assert_eq!(model["inputs"][0]["name"], "input");
     assert_eq!(model["inputs"][0]["shape"], json!([-1, 1, 28, 28]));
     assert_eq!(model["outputs"][0]["shape"], json!([-1, 10]));
+    assert_eq!(model["outputs"][1]["name"], "verdict");
     let (status, answer) = get(&server, "/v2/models/fashion");
     assert_eq!(status, 404);
     assert!(answer["error"].as_str().unwrap().contains("`mnist`"));
@@ -110,6 +115,12 @@ fn pixels_as_json_and_as_binary_give_what_the_api_gives() {
         let (status, length, body) = infer(&server, body, Some(header.len()));
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         let length: usize = length.parse().unwrap();
+        let head: Value = serde_json::from_slice(&body[..length]).unwrap();
+        assert_eq!(
+            head["outputs"].as_array().unwrap().len(),
+            1,
+            "only what was asked"
+        );
         let got: Vec<f64> = body[length..]
             .chunks_exact(4)
             .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
@@ -139,6 +150,19 @@ fn encoded_images_as_bytes_are_classified_in_one_request() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let answer: Value = serde_json::from_slice(&body).unwrap();
     let got: Vec<f64> = serde_json::from_value(answer["outputs"][0]["data"].clone()).unwrap();
+    // With no output named, the verdicts come too, as /api/classify gives them.
+    let verdicts = &answer["outputs"][1];
+    assert_eq!(verdicts["name"], "verdict");
+    assert_eq!(verdicts["shape"], json!([samples.len()]));
+    for (index, sample) in samples.iter().enumerate() {
+        let classified = api_answer_json(&server, sample);
+        assert_eq!(
+            verdicts["data"][index],
+            classified["verdict"],
+            "{}",
+            sample.display()
+        );
+    }
     for (probabilities, sample) in got.chunks(10).zip(&samples) {
         let digit = (0..10)
             .max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]))
@@ -168,6 +192,11 @@ fn malformed_inference_requests_get_400_naming_the_fault() {
         (
             json!({"inputs": [{"name": "x", "shape": [1], "datatype": "INT8", "data": [1]}]}),
             "unknown input",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": pixels}],
+                   "outputs": [{"name": "logits"}]}),
+            "unknown output `logits`",
         ),
     ] {
         let (status, _, body) = infer(&server, request.to_string().into_bytes(), None);
