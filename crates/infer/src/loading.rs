@@ -4,8 +4,8 @@
 use crate::classify::DigitClassifier;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, FloatDType};
-use model::{Cnn, CnnConfig, InferenceConfig, VerdictRule, one_line};
+use burn::tensor::Bytes;
+use model::{Cnn, CnnConfig, InferenceConfig, RecordError, VerdictRule, one_line};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -306,27 +306,19 @@ impl DigitClassifier {
     /// Loads the network `source` names onto `device`.
     pub fn load(source: &ModelSource, device: Device) -> Result<Self, LoadError> {
         let (cnn, rule) = match source {
-            ModelSource::Weights(path) => (
-                Cnn::load_pytorch_weights(path, &device)?,
-                VerdictRule::default(),
-            ),
+            ModelSource::Weights(path) => {
+                let cnn = Cnn::load_pytorch_weights(path, &device)?
+                    .checked()
+                    .map_err(|parameter| LoadError::NotFinite {
+                        model: source.describe(),
+                        // Named as PyTorch's files name it, with the tutorial's indices.
+                        parameter: model::pytorch_name(parameter),
+                    })?;
+                (cnn, VerdictRule::default())
+            }
             ModelSource::Shipped => load_shipped(&device)?,
             ModelSource::RunDir(dir) => load_run(dir, &device)?,
         };
-        // Weights saved in another precision compute as f32; broken ones are refused here
-        // rather than answering NaN for every image.
-        let cnn = cnn.with_parameters_in(FloatDType::F32);
-        if let Some(parameter) = cnn.non_finite_parameter() {
-            // Named as the file at fault names it: PyTorch's files use the tutorial's indices.
-            let parameter = match source {
-                ModelSource::Weights(_) => model::pytorch_name(parameter),
-                _ => parameter.to_string(),
-            };
-            return Err(LoadError::NotFinite {
-                model: source.describe(),
-                parameter,
-            });
-        }
         Ok(Self::new(cnn, device).with_rule(rule))
     }
 }
@@ -399,7 +391,7 @@ fn load_run(dir: &Path, device: &Device) -> Result<(Cnn, VerdictRule), LoadError
     Ok((cnn, verdict))
 }
 
-/// The network `config` describes, with the weights of `record`.
+/// The network `config` describes, with the weights of `record`, in f32 and finite.
 fn build(
     config: &CnnConfig,
     record: ModuleRecord,
@@ -407,16 +399,19 @@ fn build(
     config_name: &str,
     device: &Device,
 ) -> Result<Cnn, LoadError> {
-    let mismatch = |reason: String| LoadError::Mismatch {
-        record: record_name.to_string(),
-        config: config_name.to_string(),
-        reason: one_line(&reason),
-    };
-    config.validate().map_err(|e| mismatch(e.to_string()))?;
     config
-        .init(device)
-        .try_load_record(record)
-        .map_err(|e| mismatch(e.to_string()))
+        .init_with_record(record, device)
+        .map_err(|error| match error {
+            RecordError::Config(_) | RecordError::Mismatch(_) => LoadError::Mismatch {
+                record: record_name.to_string(),
+                config: config_name.to_string(),
+                reason: error.to_string(),
+            },
+            RecordError::NotFinite(parameter) => LoadError::NotFinite {
+                model: record_name.to_string(),
+                parameter: parameter.to_string(),
+            },
+        })
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub use backend::{BackendError, BackendKind, ReadyDevice, UnknownBackend};
 pub use config::{CnnConfig, InferenceConfig, InvalidModelConfig, MAX_PARAMETERS};
 #[cfg(not(target_arch = "wasm32"))]
 pub use interchange::{InterchangeError, WeightsFormat, pytorch_name};
+pub use parameters::RecordError;
 pub use prediction::{ClassifyError, Prediction, PredictionJson, Verdict, VerdictRule};
 
 use burn::nn::Linear;

@@ -1,12 +1,56 @@
 //! Checks and conversions over the network's six tensors, for weights that come from files:
 //! another float precision is converted, and NaN or infinite values are found and named.
 
-use crate::Cnn;
+use crate::{Cnn, CnnConfig, InvalidModelConfig};
 use burn::module::Param;
 use burn::prelude::*;
+use burn::store::ModuleRecord;
 use burn::tensor::FloatDType;
 
+/// Why a saved record did not become a network.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The config describes no network.
+    #[error(transparent)]
+    Config(#[from] InvalidModelConfig),
+    /// The record's tensors do not fit the network the config describes.
+    #[error("{0}")]
+    Mismatch(String),
+    /// A parameter holds NaN or an infinity, named as the network names it (`conv2.bias`).
+    #[error("the weights hold NaN or infinite values (first in {0})")]
+    NotFinite(&'static str),
+}
+
+impl CnnConfig {
+    /// The network this config describes with the weights of `record`, as [`Cnn::checked`]
+    /// leaves them: every reader of a saved model (a run, the shipped one, the page's) builds
+    /// it here.
+    pub fn init_with_record(
+        &self,
+        record: ModuleRecord,
+        device: &Device,
+    ) -> Result<Cnn, RecordError> {
+        self.validate()?;
+        self.init(device)
+            .try_load_record(record)
+            .map_err(|e| RecordError::Mismatch(crate::one_line(&e.to_string())))?
+            .checked()
+            .map_err(RecordError::NotFinite)
+    }
+}
+
 impl Cnn {
+    /// The network in f32, the precision it computes in, or the name of its first parameter
+    /// holding NaN or an infinity: broken weights are refused where they are read rather than
+    /// answering NaN for every image.
+    pub fn checked(self) -> Result<Self, &'static str> {
+        let cnn = self.with_parameters_in(FloatDType::F32);
+        match cnn.non_finite_parameter() {
+            Some(parameter) => Err(parameter),
+            None => Ok(cnn),
+        }
+    }
+
     /// The network with every parameter in `dtype`. Weights saved in f16, bf16 or f64 become
     /// f32 this way, the precision the network computes in.
     pub fn with_parameters_in(mut self, dtype: FloatDType) -> Self {

@@ -10,8 +10,8 @@
 use base64::Engine;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, FloatDType};
-use model::{Cnn, InferenceConfig, Prediction, PredictionJson, VerdictRule};
+use burn::tensor::Bytes;
+use model::{Cnn, InferenceConfig, Prediction, PredictionJson, RecordError, VerdictRule};
 use serde::Serialize;
 use std::path::Path;
 use wasm_bindgen::prelude::*;
@@ -75,22 +75,15 @@ impl OnDevice {
             model: config,
             verdict: rule,
         } = InferenceConfig::parse(config).map_err(WebError::Config)?;
-        config
-            .validate()
-            .map_err(|e| WebError::Config(e.to_string()))?;
         let device = Device::flex();
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(record))
             .map_err(|e| WebError::Record(model::one_line(&e.to_string())))?;
         let cnn = config
-            .init(&device)
-            .try_load_record(record)
-            .map_err(|e| WebError::Record(model::one_line(&e.to_string())))?
-            .with_parameters_in(FloatDType::F32);
-        if let Some(parameter) = cnn.non_finite_parameter() {
-            return Err(WebError::Record(format!(
-                "the weights hold NaN or infinite values (first in {parameter})"
-            )));
-        }
+            .init_with_record(record, &device)
+            .map_err(|error| match error {
+                RecordError::Config(e) => WebError::Config(e.to_string()),
+                other => WebError::Record(other.to_string()),
+            })?;
         Ok(Self { cnn, device, rule })
     }
 
