@@ -89,7 +89,8 @@ pub struct OverSeeds {
 /// A recipe's test accuracy over seeds 1 to `seeds` as `eval` gives it for the multi-seed run,
 /// plain and (when `tta`) with test-time augmentation on the same models, and (when
 /// `outliers`) how well they tell digits from Fashion-MNIST, drawn shapes, letters typed in
-/// [`HELD_OUT_FONTS`] and the sample pictures in `data/digits`.
+/// [`HELD_OUT_FONTS`] and the sample pictures in `data/digits`, and how they read test digits
+/// redrawn with other pens.
 pub fn over_seeds(
     config: &str,
     seeds: usize,
@@ -121,7 +122,7 @@ pub fn over_seeds(
             }
             extra.extend(["--outlier-font".to_string(), font.to_string()]);
         }
-        extra.extend(["--outliers", "--real-digits", "data/digits"].map(String::from));
+        extra.extend(["--outliers", "--real-digits", "data/digits", "--pens"].map(String::from));
     }
     let (spread, stdout) = eval_over_seeds(&runs, &extra, backend)?;
     let tta = match tta {

@@ -249,8 +249,11 @@ fn outlier_section(seeds: usize, lines: &[String]) -> String {
              symbols and shapes drawn as on the page, and letters and symbols typed in fonts the \
              project does not ship; and the sample pictures in `data/digits`. \"Pass where 95 % \
              of digits do\" is the false-positive rate at 95 % true positives; \"flagged\" is \
-             the share whose verdict is `unsure` or `not-a-digit`. As `eval --model RUNS \
-             --outliers --outlier-font FONT… --real-digits data/digits` prints it:\n\n```text\n{}\n```",
+             the share whose verdict is `unsure` or `not-a-digit`. Last, the first 1,000 test \
+             digits redrawn with other pens (enlarged, then thinned or thickened) and read back \
+             through the preprocessing, which corrects a stroke far from MNIST's; in brackets, \
+             the same pictures scaled with their stroke kept. As `eval --model RUNS --outliers \
+             --outlier-font FONT… --real-digits data/digits --pens` prints it:\n\n```text\n{}\n```",
         lines.join("\n")
     )
 }
