@@ -2,9 +2,10 @@
 `tritonclient[http]`, as KServe and Triton users would call them.
 
 Usage: python check_oip.py HOST:PORT CASES.json, where CASES.json lists, for each sample image,
-its file, the 28x28 pixels `/api/classify` saw and the probabilities it answered. Each image is
-sent twice, as MNIST-style FP32 pixels in [0, 1] and as the encoded file (BYTES), and both
-answers must match `/api/classify`'s within 1e-5. Run by the serve crate's tests.
+its file, the 28x28 pixels `/api/classify` saw, the probabilities it answered and its verdict.
+Each image is sent twice, as MNIST-style FP32 pixels in [0, 1] and as the encoded file (BYTES),
+and both answers must match `/api/classify`'s within 1e-5; the file's answer, asked for every
+output, must carry the same verdict. Run by the serve crate's tests.
 """
 
 import json
@@ -37,8 +38,12 @@ for case in cases:
         encoded = np.array([f.read()], dtype=np.object_)
     tensor = http.InferInput("image", [1], "BYTES")
     tensor.set_data_from_numpy(encoded, binary_data=True)
-    got = client.infer("mnist", [tensor], outputs=[output]).as_numpy("probabilities")[0]
+    result = client.infer("mnist", [tensor])
+    got = result.as_numpy("probabilities")[0]
     assert np.allclose(got, expected, atol=1e-5), (case["file"], got, expected)
     assert int(np.argmax(got)) == int(np.argmax(expected))
+    verdict = result.as_numpy("verdict")[0]
+    verdict = verdict.decode() if isinstance(verdict, bytes) else verdict
+    assert verdict == case["verdict"], (case["file"], verdict, case["verdict"])
 
-print(f"{len(cases)} images, as pixels and as files: tritonclient's answers agree with /api/classify")
+print(f"{len(cases)} images, as pixels and as files: tritonclient's answers and verdicts agree with /api/classify")

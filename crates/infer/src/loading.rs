@@ -470,7 +470,7 @@ mod tests {
         let info = ModelSource::Shipped.info().unwrap();
         assert_eq!(info.config.input_std, 0.3081);
         assert_eq!(info.test_accuracy, Some(99.25));
-        assert_eq!(info.verdict.digit_at_least, 0.485);
+        assert_eq!(info.verdict.digit_at_least, 0.489);
         assert_eq!(info.label, "shipped");
         assert_eq!(
             info.sha256,

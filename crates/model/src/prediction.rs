@@ -49,7 +49,7 @@ pub struct VerdictRule {
 
 impl Default for VerdictRule {
     /// For models that come with no rule (runs from before rules were saved, PyTorch
-    /// weights): about what the default recipe chose on its validation split (0.485, see
+    /// weights): about what the default recipe chose on its validation split (0.489, see
     /// `docs/experiments.md`).
     fn default() -> Self {
         Self {

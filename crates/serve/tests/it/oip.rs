@@ -238,7 +238,9 @@ fn an_official_client_classifies_as_the_api_does() {
     let mut expected = Vec::new();
     for sample in samples() {
         let (probabilities, pixels) = api_answer(&server, &sample);
-        expected.push(json!({"file": sample, "probabilities": probabilities, "pixels": pixels}));
+        let verdict = api_answer_json(&server, &sample)["verdict"].clone();
+        expected.push(json!({"file": sample, "probabilities": probabilities, "pixels": pixels,
+                             "verdict": verdict}));
     }
     let cases = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(cases.path(), json!(expected).to_string()).unwrap();
