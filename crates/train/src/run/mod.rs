@@ -517,11 +517,9 @@ fn outlier_pool(config: &RunConfig) -> Result<OutlierPool, TrainError> {
     }
     let mut kinds = Vec::new();
     if let Some(font) = &section.font {
-        let typed = infer::outliers::typed_images_in_weights(
-            font,
-            &infer::outliers::TYPED_NON_DIGITS.replace(|c: char| "SsZzBbGgq/()[]".contains(c), ""),
-        )
-        .map_err(|reason| TrainError::Failed(format!("`outliers.font`: {reason}")))?;
+        let typed =
+            infer::outliers::typed_images_in_weights(font, infer::outliers::TYPED_NON_DIGITS)
+                .map_err(|reason| TrainError::Failed(format!("`outliers.font`: {reason}")))?;
         kinds.push(typed);
     }
     kinds.push(infer::outliers::scribbles(section.scribbles, config.seed));
