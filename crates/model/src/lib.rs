@@ -86,18 +86,9 @@ impl Cnn {
     /// - `images`: `[batch, 1, 28, 28]`, scaled as the `data` crate scales pixels.
     /// - returns logits `[batch, num_classes]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        self.logits(self.features(images))
-    }
-
-    /// What the classifier layer reads: the second block's output, flattened.
-    ///
-    /// # Shapes
-    /// - `images`: `[batch, 1, 28, 28]`; returns `[batch, inputs]` (500 for the tutorial's
-    ///   network).
-    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
         let x = self.block(&self.conv1, images, self.input_norm);
         let x = self.block(&self.conv2, x, InputNorm::IDENTITY);
-        x.flatten(1, 3)
+        self.logits(x.flatten(1, 3))
     }
 
     /// The classifier layer's logits. On flex this is its own operation (see [`dense`]), the

@@ -520,20 +520,6 @@ fn outlier_pool(config: &RunConfig) -> Result<OutlierPool, TrainError> {
         let typed =
             infer::outliers::typed_images_in_weights(font, infer::outliers::TYPED_NON_DIGITS)
                 .map_err(|reason| TrainError::Failed(format!("`outliers.font`: {reason}")))?;
-        let mut typed = typed;
-        for extra in std::env::var("EXTRA_FONTS")
-            .unwrap_or_default()
-            .split(',')
-            .filter(|f| !f.is_empty())
-        {
-            typed.extend(
-                infer::outliers::typed_images_in_weights(
-                    std::path::Path::new(extra),
-                    infer::outliers::TYPED_NON_DIGITS,
-                )
-                .map_err(TrainError::Failed)?,
-            );
-        }
         kinds.push(typed);
     }
     kinds.push(infer::outliers::scribbles(section.scribbles, config.seed));
